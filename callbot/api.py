@@ -1,0 +1,126 @@
+"""JSON API, health and metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
+
+from callbot.errors import StorageError
+from callbot.resources import Component, Resources
+from callbot.storage.tables import CallRow
+
+router = APIRouter()
+
+
+class TurnOut(BaseModel):
+    seq: int
+    speaker: str
+    text: str
+    intent: str | None
+    confidence: float | None
+    entities: dict[str, Any]
+    action: str | None
+    decision: dict[str, Any]
+    latency_ms: float | None
+    at: str
+
+
+class CallOut(BaseModel):
+    id: str
+    provider: str
+    provider_call_id: str
+    from_number: str
+    to_number: str
+    bot: str
+    language: str
+    status: str
+    outcome: str | None
+    outcome_reason: str | None
+    transfer_queue: str | None
+    transfer_target: str | None
+    created_at: str
+    stream_started_at: str | None
+    ended_at: str | None
+    duration_s: float | None
+    first_audio_ms: float | None
+    degraded: list[str]
+    turns: list[TurnOut] | None = None
+
+
+def _call_out(row: CallRow, with_turns: bool) -> CallOut:
+    duration = (row.ended_at - row.created_at).total_seconds() if row.ended_at else None
+    turns = [
+        TurnOut(seq=t.seq, speaker=t.speaker, text=t.text, intent=t.intent, confidence=t.confidence,
+                entities=t.entities, action=t.action, decision=t.decision, latency_ms=t.latency_ms,
+                at=t.created_at.isoformat())
+        for t in row.turns
+    ] if with_turns else None
+    return CallOut(
+        id=row.id, provider=row.provider, provider_call_id=row.provider_call_id, from_number=row.from_number,
+        to_number=row.to_number, bot=row.bot, language=row.language, status=row.status, outcome=row.outcome,
+        outcome_reason=row.outcome_reason, transfer_queue=row.transfer_queue, transfer_target=row.transfer_target,
+        created_at=row.created_at.isoformat(),
+        stream_started_at=row.stream_started_at.isoformat() if row.stream_started_at else None,
+        ended_at=row.ended_at.isoformat() if row.ended_at else None, duration_s=duration,
+        first_audio_ms=row.first_audio_ms, degraded=list(row.degraded or []), turns=turns,
+    )
+
+
+@router.get("/api/calls/{call_id}", response_model=CallOut, tags=["calls"])
+async def get_call(call_id: str, request: Request) -> CallOut:
+    resources: Resources = request.app.state.resources
+    try:
+        row = await resources.store.get_call(call_id)
+    except StorageError as exc:
+        raise HTTPException(status_code=503, detail=f"database unavailable: {exc}") from exc
+    if row is None:
+        raise HTTPException(status_code=404, detail=f"no call with id {call_id[:64]!r}")
+    return _call_out(row, with_turns=True)
+
+
+@router.get("/api/calls", response_model=list[CallOut], tags=["calls"])
+async def list_calls(request: Request, limit: int = Query(50, ge=1, le=500),
+                     offset: int = Query(0, ge=0)) -> list[CallOut]:
+    resources: Resources = request.app.state.resources
+    try:
+        rows = await resources.store.list_calls(limit, offset)
+    except StorageError as exc:
+        raise HTTPException(status_code=503, detail=f"database unavailable: {exc}") from exc
+    return [_call_out(row, with_turns=False) for row in rows]
+
+
+@router.get("/healthz", tags=["ops"])
+async def healthz(request: Request, response: Response) -> dict[str, Any]:
+    """Each component's state. 200 while calls can be taken (even degraded), 503 when they cannot."""
+    resources: Resources = request.app.state.resources
+    components = dict(resources.health)
+    try:
+        await resources.store.ping()
+        components["database"] = Component("up", components["database"].detail)
+    except StorageError as exc:
+        components["database"] = Component("unavailable", str(exc))
+    sidecar = resources.sidecar
+    if sidecar is not None and components["nlu"].state == "up" and sidecar.state != "up":
+        components["nlu"] = Component(sidecar.state, f"Rasa sidecar is {sidecar.state}; calls go to the default queue")
+    states = {name: c.state for name, c in components.items()}
+    if states["database"] == "unavailable":
+        status = "unavailable"
+        response.status_code = 503
+    elif all(state == "up" for state in states.values()):
+        status = "ok"
+    else:
+        status = "degraded"
+    return {
+        "status": status,
+        "active_calls": len(resources.active_calls),
+        "components": {name: {"state": c.state, "detail": c.detail} for name, c in components.items()},
+    }
+
+
+@router.get("/metrics", tags=["ops"])
+async def metrics(request: Request) -> Response:
+    resources: Resources = request.app.state.resources
+    return Response(generate_latest(resources.metrics.registry), media_type=CONTENT_TYPE_LATEST)

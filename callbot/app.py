@@ -1,0 +1,43 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from callbot import __version__
+from callbot.api import router as api_router
+from callbot.resources import load_resources, start_nlu, warm_prompts
+from callbot.settings import Settings
+from telephony.twilio_media import router as media_router
+from telephony.twilio_webhook import router as webhook_router
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Configuration is validated here: a wrong bot folder raises ConfigError before serving."""
+    settings = settings or Settings()
+    resources = load_resources(settings)
+    warm_prompts(resources)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Rasa takes a while to load; calls are answered meanwhile and routed to the default queue
+        resources.background.append(asyncio.create_task(start_nlu(resources), name="start-nlu"))
+        try:
+            yield
+        finally:
+            await resources.close()
+
+    app = FastAPI(title="callbot", version=__version__, lifespan=lifespan,
+                  description="Self-hosted callbot and overflow voicebot for customer-service phone lines")
+    app.state.resources = resources
+    app.include_router(webhook_router)
+    app.include_router(media_router)
+    app.include_router(api_router)
+    return app

@@ -1,0 +1,1 @@
+"""A call: one pipeline of small async stages (listen, understand, decide, speak) per phone call."""

@@ -1,0 +1,138 @@
+"""Paced playback of bot audio to the line, in 20 ms frames, with marks and barge-in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class _Mark:
+    name: str
+
+
+class LineSink(Protocol):
+    """What a telephony adapter offers the player: line-format audio frames, marks and clear."""
+
+    frame_bytes: int
+    frame_seconds: float
+
+    async def send_audio(self, frame: bytes) -> None: ...
+    async def send_mark(self, name: str) -> None: ...
+    async def send_clear(self) -> None: ...
+
+
+class Player:
+    """Sends queued line audio at real-time pace, keeping ``lead_s`` of audio ahead in the peer's buffer.
+
+    Pacing keeps barge-in quick: at most ``lead_s`` of audio is already with the peer when we ``clear``.
+    """
+
+    def __init__(self, sink: LineSink, lead_s: float = 0.2) -> None:
+        self.sink = sink
+        self.lead_s = lead_s
+        self._frames: deque[bytes | _Mark] = deque()
+        self._marks_pending: list[str] = []
+        self._wakeup = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._mark_seq = 0
+        self._task: asyncio.Task[None] | None = None
+        self.first_audio_at: float | None = None
+        self.on_first_frame: list[asyncio.Future[float]] = []
+        self.frames_sent = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="player")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    @property
+    def speaking(self) -> bool:
+        return not self._idle.is_set()
+
+    def enqueue(self, line_audio: bytes) -> None:
+        size = self.sink.frame_bytes
+        for start in range(0, len(line_audio), size):
+            self._frames.append(line_audio[start : start + size])
+        self._idle.clear()
+        self._wakeup.set()
+
+    def end_of_utterance(self) -> str:
+        """Queue a mark after the audio queued so far; the peer echoes it when playback gets there."""
+        self._mark_seq += 1
+        name = f"utt-{self._mark_seq}"
+        self._frames.append(_Mark(name))
+        self._idle.clear()
+        self._wakeup.set()
+        return name
+
+    def first_frame(self) -> asyncio.Future[float]:
+        """A future resolved with the monotonic time of the next frame sent."""
+        future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self.on_first_frame.append(future)
+        return future
+
+    def mark_played(self, name: str) -> None:
+        if name in self._marks_pending:
+            # marks come back in order; anything before this one is played too
+            del self._marks_pending[: self._marks_pending.index(name) + 1]
+        self._update_idle()
+
+    async def clear(self) -> None:
+        """Barge-in: drop queued audio and tell the peer to drop what it buffered."""
+        self._frames.clear()
+        self._marks_pending.clear()
+        await self.sink.send_clear()
+        self._update_idle()
+
+    async def wait_idle(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def _update_idle(self) -> None:
+        if not self._frames and not self._marks_pending:
+            self._idle.set()
+
+    async def _run(self) -> None:
+        sink = self.sink
+        clock_start = 0.0
+        sent_s = 0.0
+        while True:
+            if not self._frames:
+                self._wakeup.clear()
+                self._update_idle()
+                await self._wakeup.wait()
+                continue
+            now = time.monotonic()
+            if now - clock_start > sent_s:  # the peer's buffer ran dry: restart the clock
+                clock_start, sent_s = now, 0.0
+            ahead = sent_s - (now - clock_start)
+            if ahead > self.lead_s:
+                await asyncio.sleep(ahead - self.lead_s)
+                continue
+            item = self._frames.popleft()
+            if isinstance(item, _Mark):
+                self._marks_pending.append(item.name)
+                await sink.send_mark(item.name)
+                continue
+            await sink.send_audio(item)
+            self.frames_sent += 1
+            sent_s += sink.frame_seconds
+            if self.first_audio_at is None:
+                self.first_audio_at = now
+            while self.on_first_frame:
+                future = self.on_first_frame.pop()
+                if not future.done():
+                    future.set_result(now)

@@ -1,0 +1,275 @@
+"""One phone call: greet, listen, understand, decide, speak — until the call is transferred or ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from callbot.call.listener import Listener, ListenerEvent, RecognitionFailed
+from callbot.call.player import LineSink, Player
+from callbot.call.turn_log import TurnLog
+from callbot.errors import CallbotError, NluUnavailableError, SpeechEngineError, StorageError
+from callbot.frames import DtmfIn, HangUp, StreamStart, TranscriptFinal, TranscriptPartial
+from callbot.resources import Resources
+from callbot.storage.call_store import CallOutcome, TurnRecord
+from routing.decision import (
+    ENDS_CALL,
+    CallerEvent,
+    CallState,
+    Decision,
+    Heard,
+    Hangup,
+    NluDown,
+    Overflow,
+    Pressed,
+    Silence,
+    SpeechLost,
+    Transfer,
+    decide,
+)
+
+log = logging.getLogger(__name__)
+
+SessionEvent = ListenerEvent | DtmfIn | HangUp
+
+
+class CallLog(logging.LoggerAdapter[logging.Logger]):
+    """Every log line of a call carries its call id."""
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[call {self.extra['call_id'] if self.extra else '?'}] {msg}", kwargs
+
+
+class CallSession:
+    def __init__(self, call_id: str, resources: Resources, sink: LineSink) -> None:
+        self.call_id = call_id
+        self.res = resources
+        self.bot = resources.bot
+        self.sink = sink
+        self.log = CallLog(log, {"call_id": call_id})
+        self.player = Player(sink)
+        self.turns = TurnLog(resources.store, call_id, self.log)
+        self.state = CallState()
+        self.outcome: CallOutcome | None = None
+        self.ended = asyncio.Event()
+        self.first_audio_ms: float | None = None
+        self.degraded: list[str] = []
+        self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
+        self._listener: Listener | None = None
+        self._dialogue: asyncio.Task[None] | None = None
+        self._caller_speaking = False
+        self._speech_gen = 0
+        self._started_at = 0.0
+
+    # --- fed by the telephony adapter ------------------------------------------------------------------
+
+    async def start(self, stream: StreamStart) -> None:
+        self._started_at = time.monotonic()
+        if self.res.asr is not None:
+            self._listener = Listener(self.res.asr.recognizer(8000), self._events.put, self.log)
+            self._listener.start()
+        else:
+            self.degraded.append("asr")
+        if self.res.tts is None:
+            self.degraded.append("tts")
+        self.player.start()
+        self._dialogue = asyncio.create_task(self._run_dialogue(), name=f"dialogue-{self.call_id}")
+        try:
+            await self.res.store.mark_started(self.call_id, self.degraded)
+        except StorageError as exc:
+            self.log.warning("could not mark the call started: %s", exc)
+        self.log.info("stream %s started (degraded: %s)", stream.stream_id, self.degraded or "no")
+
+    def feed_audio(self, pcm: bytes) -> None:
+        if self._listener is not None:
+            self._listener.feed(pcm)
+
+    def dtmf(self, digit: str) -> None:
+        self._events.put_nowait(DtmfIn(digit))
+
+    def mark(self, name: str) -> None:
+        self.player.mark_played(name)
+
+    def hang_up(self) -> None:
+        self._events.put_nowait(HangUp())
+
+    async def close(self) -> CallOutcome:
+        """Stop every stage and store the outcome; safe to call more than once."""
+        if self._dialogue is not None and not self._dialogue.done():
+            self.hang_up()
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._dialogue, timeout=5)
+        if self._listener is not None:
+            await self._listener.close()
+            rec = self._listener.recognizer
+            if rec.audio_seconds > 0:
+                self.res.metrics.asr_rtf.observe(rec.cpu_seconds / rec.audio_seconds)
+        await self.player.stop()
+        outcome = self.outcome or self._hangup_outcome()
+        self.outcome = outcome
+        self.res.outcomes[self.call_id] = outcome
+        await self.turns.close()
+        try:
+            await self.res.store.finish_call(self.call_id, outcome, self.first_audio_ms)
+        except StorageError as exc:
+            self.log.error("outcome %s could not be stored: %s", outcome, exc)
+        self.res.metrics.calls.labels(outcome.outcome).inc()
+        return outcome
+
+    # --- the dialogue ----------------------------------------------------------------------------------
+
+    async def _run_dialogue(self) -> None:
+        try:
+            await self._greet()
+            while self.outcome is None:
+                event = await self._next_event()
+                if isinstance(event, HangUp):
+                    self.outcome = self._hangup_outcome()
+                    break
+                caller_event, started = await self._understand(event)
+                if caller_event is None:
+                    continue
+                decision, self.state = decide(caller_event, self.state, self.bot)
+                await self._carry_out(decision, started)
+        except Exception as exc:
+            # whatever broke, the caller goes to a human rather than into silence
+            self.log.exception("dialogue failed, transferring to the default queue: %s", exc)
+            self.res.metrics.stage_failures.labels("dialogue").inc()
+            queue = self.bot.default_queue
+            self.outcome = self._transfer_outcome(queue, "dialogue_error")
+        finally:
+            self.ended.set()
+
+    async def _greet(self) -> None:
+        text = self.bot.prompts.greeting
+        if self.res.asr is None:
+            text = f"{text} {self.bot.prompts.menu}"
+            self.state = CallState(in_menu=True)
+        first = await self._speak(text)
+        if first is not None:
+            self.first_audio_ms = (first - self._started_at) * 1000
+            self.res.metrics.first_audio.observe(first - self._started_at)
+        self.turns.add(TurnRecord("bot", text, action="greeting",
+                                  decision={"rule": "greeting", "speech": self.res.asr is not None},
+                                  latency_ms=self.first_audio_ms))
+
+    async def _next_event(self) -> SessionEvent | Silence:
+        quiet_since = time.monotonic()
+        timeout = self.bot.dialogue.silence_timeout_s
+        while True:
+            try:
+                event = await asyncio.wait_for(self._events.get(), timeout=0.25)
+            except TimeoutError:
+                now = time.monotonic()
+                if self.player.speaking or self._caller_speaking:
+                    quiet_since = now
+                elif now - quiet_since >= timeout:
+                    return Silence()
+                continue
+            if isinstance(event, TranscriptPartial):
+                self._caller_speaking = True
+                if self.player.speaking:
+                    await self._barge_in(f"caller speaks: {event.text!r}")
+                continue
+            if isinstance(event, TranscriptFinal) and not event.text:
+                self._caller_speaking = False
+                quiet_since = time.monotonic()
+                continue
+            return event
+
+    async def _barge_in(self, why: str) -> None:
+        self._speech_gen += 1
+        await self.player.clear()
+        self.log.info("barge-in (%s)", why)
+
+    async def _understand(self, event: SessionEvent | Silence) -> tuple[CallerEvent | None, float]:
+        started = time.monotonic()
+        if isinstance(event, Silence):
+            self.turns.add(TurnRecord("caller", "", action="silence"))
+            return event, started
+        if isinstance(event, DtmfIn):
+            if self.player.speaking:
+                await self._barge_in(f"key {event.digit}")
+            self.turns.add(TurnRecord("dtmf", event.digit))
+            return Pressed(event.digit), started
+        if isinstance(event, RecognitionFailed):
+            self.res.metrics.stage_failures.labels("asr").inc()
+            self.degraded.append("asr")
+            return SpeechLost(event.error), started
+        if isinstance(event, TranscriptFinal):
+            self._caller_speaking = False
+            return await self._parse(event), started
+        return None, started
+
+    async def _parse(self, final: TranscriptFinal) -> CallerEvent:
+        try:
+            nlu = await self.res.nlu.parse(final.text)
+        except NluUnavailableError as exc:
+            self.log.warning("NLU unavailable for %r: %s", final.text, exc)
+            self.res.metrics.stage_failures.labels("nlu").inc()
+            self.turns.add(TurnRecord("caller", final.text, decision={"nlu_error": str(exc)}))
+            return NluDown(final.text, str(exc))
+        except CallbotError as exc:
+            self.log.error("NLU answered badly for %r: %s", final.text, exc)
+            self.turns.add(TurnRecord("caller", final.text, decision={"nlu_error": str(exc)}))
+            return NluDown(final.text, str(exc))
+        self.turns.add(TurnRecord(
+            "caller", final.text, intent=nlu.intent, confidence=nlu.confidence, entities=nlu.entity_map,
+            decision={"ranking": [[name, round(conf, 4)] for name, conf in nlu.ranking[:3]],
+                      "words": [[w.word, w.start, w.end, w.conf] for w in final.words]},
+        ))
+        return Heard(nlu)
+
+    async def _carry_out(self, decision: Decision, started: float) -> None:
+        self.log.info("decision %s: %s", decision.action, decision.why)
+        if isinstance(decision, Transfer):
+            self.outcome = self._transfer_outcome(decision.queue, str(decision.why.get("rule")))
+        elif isinstance(decision, Overflow):
+            self.outcome = CallOutcome("overflow", reason=decision.reason)
+        elif isinstance(decision, Hangup):
+            self.outcome = self._hangup_outcome()
+        first = await self._speak(decision.text)
+        latency_ms = (first - started) * 1000 if first is not None else None
+        if latency_ms is not None:
+            self.res.metrics.turn_latency.observe(latency_ms / 1000)
+        self.turns.add(TurnRecord("bot", decision.text, action=decision.action, decision=decision.why,
+                                  latency_ms=latency_ms))
+        if isinstance(decision, ENDS_CALL):
+            # let the announcement play out before the provider takes the call over
+            await self.player.wait_idle(timeout=30)
+
+    async def _speak(self, text: str) -> float | None:
+        """Synthesize and queue ``text``; the monotonic time of its first frame, or None if none was sent."""
+        tts = self.res.tts
+        if tts is None:
+            return None
+        generation = self._speech_gen
+        first = self.player.first_frame()
+        chunks: Iterator[bytes] = tts.speak(text)
+        try:
+            while generation == self._speech_gen:
+                chunk = await asyncio.to_thread(next, chunks, None)
+                if chunk is None or generation != self._speech_gen:
+                    break
+                self.player.enqueue(self.sink.to_line(chunk, tts.sample_rate))
+        except SpeechEngineError as exc:
+            self.log.error("speech synthesis failed: %s", exc)
+            self.res.metrics.stage_failures.labels("tts").inc()
+            if self.outcome is None:
+                self.outcome = self._transfer_outcome(self.bot.default_queue, "tts_error")
+        self.player.end_of_utterance()
+        try:
+            return await asyncio.wait_for(asyncio.shield(first), timeout=2.0)
+        except TimeoutError:
+            return None
+
+    def _transfer_outcome(self, queue: str, reason: str) -> CallOutcome:
+        target = self.bot.queues[queue].target
+        return CallOutcome("transfer", reason=reason, queue=queue, target=f"{target.type}:{target.value}")
+
+    def _hangup_outcome(self) -> CallOutcome:
+        return CallOutcome("answered" if self.state.answered else "hangup")

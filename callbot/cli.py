@@ -1,0 +1,154 @@
+"""The ``callbot`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from callbot.errors import CallbotError
+from callbot.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        code: int = args.run(args)
+    except CallbotError as exc:
+        print(f"callbot: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callbot", description=__doc__)
+    commands = parser.add_subparsers(title="commands")
+
+    serve = commands.add_parser("serve", help="serve the bot (telephony webhooks, API, metrics)")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--bot", type=Path, help="bot folder (default: CALLBOT_BOT_DIR or bots/fr)")
+    serve.set_defaults(run=_serve)
+
+    models = commands.add_parser("models", help="install and list speech models").add_subparsers(title="models")
+    pull = models.add_parser("pull", help="download a language's Vosk model and piper voice (pinned, verified)")
+    pull.add_argument("language", choices=["fr", "en"])
+    pull.set_defaults(run=_models_pull)
+    imp = models.add_parser("import", help="install a model folder, archive or voice copied by hand")
+    imp.add_argument("path", type=Path)
+    imp.add_argument("--language", help="language code when the name does not tell it")
+    imp.set_defaults(run=_models_import)
+    lst = models.add_parser("list", help="list installed models")
+    lst.set_defaults(run=_models_list)
+
+    nlu = commands.add_parser("nlu", help="train the bot's NLU").add_subparsers(title="nlu")
+    train = nlu.add_parser("train", help="train the Rasa NLU model (skipped when data and config are unchanged)")
+    train.add_argument("--bot", type=Path)
+    train.add_argument("--force", action="store_true", help="train even if an up-to-date model exists")
+    train.set_defaults(run=_nlu_train)
+
+    call = commands.add_parser("call", help="place a simulated Twilio call against a running server")
+    call.add_argument("audio", type=Path, help="WAV file the caller says (any rate; converted to 8 kHz mu-law)")
+    call.add_argument("--url", default="http://127.0.0.1:8080")
+    call.add_argument("--dtmf", default="", help="keys pressed after speaking, one bot turn each (e.g. 10)")
+    call.add_argument("--auth-token", default=os.environ.get("CALLBOT_TWILIO_AUTH_TOKEN"),
+                      help="Twilio auth token used to sign requests (default: CALLBOT_TWILIO_AUTH_TOKEN)")
+    call.add_argument("--out", type=Path, help="write what the bot said (as heard by the caller) to this WAV")
+    call.add_argument("--speed", type=float, default=1.0, help="send and play audio this many times real time")
+    call.add_argument("--from", dest="caller", default="+33612345678", help="caller number")
+    call.add_argument("--json", action="store_true", help="print one JSON object")
+    call.set_defaults(run=_call)
+    return parser
+
+
+def _settings(bot: Path | None = None) -> Settings:
+    settings = Settings()
+    return settings.model_copy(update={"bot_dir": bot}) if bot else settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from callbot.app import create_app
+
+    settings = _settings(args.bot)
+    if args.host:
+        settings = settings.model_copy(update={"host": args.host})
+    if args.port:
+        settings = settings.model_copy(update={"port": args.port})
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
+                proxy_headers=True, ws_max_size=256 * 1024)
+    return 0
+
+
+def _models_pull(args: argparse.Namespace) -> int:
+    from callbot.model_store import pull
+
+    for model in pull(args.language, Settings().models_dir, progress=lambda line: print(line, file=sys.stderr)):
+        print(f"{model.language}\t{model.kind}\t{model.name}\t{model.path}")
+    return 0
+
+
+def _models_import(args: argparse.Namespace) -> int:
+    from callbot.model_store import import_model
+
+    for model in import_model(args.path, Settings().models_dir, language=args.language):
+        print(f"imported {model.language}\t{model.kind}\t{model.name}\t{model.path}")
+    return 0
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from callbot.model_store import list_models
+
+    models = list_models(Settings().models_dir)
+    if not models:
+        print("no models installed; run `callbot models pull fr` or `callbot models import PATH`")
+    for model in models:
+        print(f"{model.language}\t{model.kind}\t{model.name}\t{model.size_bytes / 1e6:.0f} MB\t{model.path}")
+    return 0
+
+
+def _nlu_train(args: argparse.Namespace) -> int:
+    from nlu.training import train
+
+    settings = _settings(args.bot)
+    result = train(settings.bot_dir, settings.models_dir, settings.rasa_venv, force=args.force)
+    state = "up to date" if result.skipped else f"trained in {result.seconds:.0f} s"
+    print(f"{result.model_path} ({state}); a running `callbot serve` loads it within seconds")
+    return 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    from callbot.simulator import place_call, write_wav
+
+    if not args.audio.is_file():
+        raise CallbotError(f"{args.audio}: no such file")
+    report, played = place_call(args.url, args.audio, dtmf=args.dtmf, auth_token=args.auth_token,
+                                speed=args.speed, caller=args.caller)
+    if args.out:
+        write_wav(args.out, played)
+    if args.json:
+        print(json.dumps(report.as_json(), ensure_ascii=False))
+        return 0
+    print(f"call {report.call_id}: {report.outcome}" + (f" -> {report.transfer_target}" if report.transfer_target else ""))
+    print(f"first bot audio after {report.first_audio_ms} ms; bot spoke {report.bot_audio_s:.1f} s")
+    for turn in report.turns:
+        intent = f" [{turn['intent']} {turn['confidence']:.2f}]" if turn.get("intent") else ""
+        latency = f" ({turn['latency_ms']:.0f} ms)" if turn.get("latency_ms") is not None else ""
+        print(f"  {turn['speaker']:>6}: {turn['text']}{intent}{latency}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

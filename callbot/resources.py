@@ -1,0 +1,154 @@
+"""Heavy things loaded once at startup (speech engines, database, NLU), and each component's health."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from callbot.errors import CallbotError, ModelMissingError
+from callbot.metrics import Metrics
+from callbot.model_store import find_piper_voice, find_vosk_model
+from callbot.settings import Settings
+from callbot.speech.piper_tts import PiperSpeaker
+from callbot.speech.vosk_asr import VoskEngine
+from callbot.storage.call_store import CallOutcome, CallStore
+from callbot.storage.database import make_engine, migrate
+from nlu.client import RasaClient
+from nlu.sidecar import RasaSidecar
+from nlu.training import model_path_for
+from routing.bot_config import BotConfig, load_bot_config
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Component:
+    state: str  # "up", "degraded", "starting", "unavailable"
+    detail: str = ""
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    bot: BotConfig
+    store: CallStore
+    metrics: Metrics
+    nlu: RasaClient
+    asr: VoskEngine | None = None
+    tts: PiperSpeaker | None = None
+    sidecar: RasaSidecar | None = None
+    health: dict[str, Component] = field(default_factory=dict)
+    outcomes: dict[str, CallOutcome] = field(default_factory=dict)
+    """Decisions of recent calls, kept in memory so the <Connect action> callback works even if the DB is down."""
+    active_calls: set[str] = field(default_factory=set)
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        for task in self.background:
+            task.cancel()
+        if self.sidecar is not None:
+            await self.sidecar.stop()
+        await self.nlu.aclose()
+        self.store.engine.dispose()
+
+
+def load_resources(settings: Settings) -> Resources:
+    """Validate the bot, migrate the database and load the speech engines. Raises ConfigError when the
+    configuration is wrong; a missing model only degrades the service (with a warning and a health entry)."""
+    bot = load_bot_config(settings.bot_dir)
+    engine = make_engine(settings.effective_database_url)
+    migrate(engine)
+    health = {"database": Component("up", engine.url.render_as_string(hide_password=True))}
+    asr, health["asr"] = _load_asr(settings, bot.language)
+    tts, health["tts"] = _load_tts(settings, bot.language)
+    token: str | None = None
+    sidecar: RasaSidecar | None = None
+    if settings.rasa_url:
+        nlu_url = settings.rasa_url
+        health["nlu"] = Component("starting", f"external Rasa at {nlu_url}")
+    else:
+        model = model_path_for(settings.bot_dir, settings.models_dir)
+        sidecar = RasaSidecar(settings.rasa_venv, model, settings.rasa_port,
+                              settings.data_dir / "logs" / "rasa.log", settings.rasa_start_timeout_s)
+        nlu_url, token = sidecar.url, sidecar.token
+        health["nlu"] = Component("starting", f"Rasa sidecar with {model.name}")
+    nlu = RasaClient(nlu_url, settings.rasa_timeout_s, token=token)
+    return Resources(settings=settings, bot=bot, store=CallStore(engine), metrics=Metrics(), nlu=nlu,
+                     asr=asr, tts=tts, sidecar=sidecar, health=health)
+
+
+def _load_asr(settings: Settings, language: str) -> tuple[VoskEngine | None, Component]:
+    path = settings.vosk_model or find_vosk_model(settings.models_dir, language)
+    if path is None:
+        detail = (f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
+                  "(or `callbot models import PATH`); calls use the keypad menu until then")
+        log.warning("speech recognition unavailable: %s", detail)
+        return None, Component("unavailable", detail)
+    try:
+        engine = VoskEngine(Path(path))
+    except CallbotError as exc:
+        log.warning("speech recognition unavailable: %s", exc)
+        return None, Component("unavailable", f"{exc}; calls use the keypad menu")
+    return engine, Component("up", f"{path} (loaded in {engine.load_seconds:.1f} s)")
+
+
+def _load_tts(settings: Settings, language: str) -> tuple[PiperSpeaker | None, Component]:
+    path = settings.piper_voice or find_piper_voice(settings.models_dir, language)
+    fallback = path is None and settings.tts_fallback_voice is not None
+    if path is None:
+        path = settings.tts_fallback_voice
+    if path is None:
+        detail = (f"no piper voice for '{language}' in {settings.models_dir}: run `callbot models pull {language}`; "
+                  "calls are handed to the default queue by the provider's own announcement until then")
+        log.warning("speech synthesis unavailable: %s", detail)
+        return None, Component("unavailable", detail)
+    try:
+        speaker = PiperSpeaker(Path(path))
+    except (ModelMissingError, CallbotError) as exc:
+        log.warning("speech synthesis unavailable: %s", exc)
+        return None, Component("unavailable", str(exc))
+    if fallback:
+        detail = (f"no '{language}' voice installed; speaking with the fallback voice {path} "
+                  f"(run `callbot models pull {language}`)")
+        log.warning("speech synthesis degraded: %s", detail)
+        return speaker, Component("degraded", detail)
+    return speaker, Component("up", str(path))
+
+
+def warm_prompts(resources: Resources) -> None:
+    """Synthesize the fixed prompts so the greeting starts without synthesis delay."""
+    if resources.tts is None:
+        return
+    prompts = resources.bot.prompts
+    texts = [prompts.greeting, prompts.reprompt, prompts.menu, prompts.transfer, prompts.goodbye,
+             prompts.overflow, prompts.technical_issue, f"{prompts.greeting} {prompts.menu}",
+             f"{prompts.menu_invalid} {prompts.menu}"]
+    resources.tts.warm(texts)
+
+
+async def start_nlu(resources: Resources) -> None:
+    """Start (and supervise) the Rasa sidecar, or wait for the external Rasa; calls flow meanwhile."""
+    health = resources.health
+    if resources.sidecar is None:
+        try:
+            await resources.nlu.status()
+            health["nlu"] = Component("up", f"external Rasa at {resources.nlu.base_url}")
+        except CallbotError as exc:
+            health["nlu"] = Component("unavailable", f"{exc}; calls go to the default queue")
+        return
+    sidecar = resources.sidecar
+    if not sidecar.model_path.is_file():
+        health["nlu"] = Component("unavailable", f"no trained model {sidecar.model_path}: run `callbot nlu train`; "
+                                                 "calls go to the default queue")
+        log.warning("NLU unavailable: %s", health["nlu"].detail)
+        return
+    try:
+        await sidecar.start()
+    except CallbotError as exc:
+        health["nlu"] = Component("unavailable", f"{exc}; calls go to the default queue")
+        log.error("NLU unavailable: %s", exc)
+        return
+    sidecar.supervise()
+    health["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {sidecar.model_path.name}")

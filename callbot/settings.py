@@ -1,0 +1,61 @@
+"""Service settings. The only module that reads the environment; built in the app factory, never at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every setting can be given as an environment variable ``CALLBOT_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLBOT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+
+    bot_dir: Path = Path("bots/fr")
+    data_dir: Path = Path("data")
+    models_dir: Path = Path("models")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default is a SQLite file in data_dir"
+    )
+
+    public_base_url: str | None = Field(
+        default=None,
+        description="Public URL the provider reaches us at (https://callbot.example.com); used for TwiML "
+        "URLs and signature checks behind a reverse proxy",
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, description="When set, every Twilio webhook must carry a valid X-Twilio-Signature"
+    )
+
+    rasa_url: str | None = Field(default=None, description="External Rasa server; when unset a sidecar is started")
+    rasa_venv: Path = Path(".venv-rasa")
+    rasa_port: int = 5005
+    rasa_timeout_s: float = 2.0
+    rasa_start_timeout_s: float = 180.0
+
+    vosk_model: Path | None = Field(default=None, description="Vosk model folder (overrides models_dir lookup)")
+    piper_voice: Path | None = Field(default=None, description="piper .onnx voice (overrides models_dir lookup)")
+    tts_fallback_voice: Path | None = Field(
+        default=None, description="piper voice used when the bot's language has none installed"
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _strip_slash(cls, value: str | None) -> str | None:
+        return value.rstrip("/") if value else value
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'callbot.db').resolve()}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"

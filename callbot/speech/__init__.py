@@ -1,0 +1,1 @@
+"""Speech engines: Vosk recognition and piper synthesis, loaded once per process."""

@@ -1,0 +1,81 @@
+"""Speech synthesis with piper: one voice per process, sentence by sentence, with a cache for fixed prompts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+from callbot.errors import ModelMissingError, SpeechEngineError
+
+
+class PiperSpeaker:
+    """A loaded piper voice. ``speak`` yields 16-bit PCM at ``sample_rate``, one chunk per sentence."""
+
+    def __init__(self, voice_path: Path, cache_entries: int = 256) -> None:
+        from piper import PiperVoice
+
+        config_path = Path(f"{voice_path}.json")
+        if not voice_path.is_file() or not config_path.is_file():
+            raise ModelMissingError(f"piper voice {voice_path} (and {config_path.name} beside it) not found")
+        started = time.perf_counter()
+        try:
+            self._voice = PiperVoice.load(str(voice_path), config_path=str(config_path))
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise SpeechEngineError(f"piper could not load {voice_path}: {exc}") from exc
+        self.voice_path = voice_path
+        self.sample_rate: int = self._voice.config.sample_rate
+        self.load_seconds = time.perf_counter() - started
+        self._cache: OrderedDict[str, tuple[bytes, ...]] = OrderedDict()
+        self._cache_entries = cache_entries
+        self._lock = threading.Lock()
+        self.cache_hits = 0
+        self.synth_seconds = 0.0
+        self.audio_seconds = 0.0
+
+    def speak(self, text: str) -> Iterator[bytes]:
+        """Blocking: run off the event loop. Cached texts come back without synthesis."""
+        with self._lock:
+            cached = self._cache.get(text)
+            if cached is not None:
+                self._cache.move_to_end(text)
+                self.cache_hits += 1
+        if cached is not None:
+            yield from cached
+            return
+        chunks: list[bytes] = []
+        for chunk in self._synthesize(text):
+            chunks.append(chunk)
+            yield chunk
+        self._remember(text, tuple(chunks))
+
+    def warm(self, texts: list[str]) -> None:
+        """Synthesize fixed prompts ahead of the first call."""
+        for text in texts:
+            for _ in self.speak(text):
+                pass
+
+    def is_cached(self, text: str) -> bool:
+        with self._lock:
+            return text in self._cache
+
+    def _synthesize(self, text: str) -> Iterator[bytes]:
+        started = time.perf_counter()
+        try:
+            for chunk in self._voice.synthesize(text):
+                pcm: bytes = chunk.audio_int16_bytes
+                self.audio_seconds += len(pcm) / 2 / self.sample_rate
+                yield pcm
+        except Exception as exc:  # onnxruntime and espeak raise assorted types
+            raise SpeechEngineError(f"piper failed to synthesize {text[:40]!r}: {exc}") from exc
+        finally:
+            self.synth_seconds += time.perf_counter() - started
+
+    def _remember(self, text: str, chunks: tuple[bytes, ...]) -> None:
+        with self._lock:
+            self._cache[text] = chunks
+            while len(self._cache) > self._cache_entries:
+                self._cache.popitem(last=False)

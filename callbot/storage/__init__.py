@@ -1,0 +1,1 @@
+"""Storage: calls and their turns, in SQLite by default or PostgreSQL, behind Alembic migrations."""

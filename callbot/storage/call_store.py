@@ -1,0 +1,117 @@
+"""Recording calls and turns. Async methods run the blocking database work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from callbot.errors import StorageError
+from callbot.storage.tables import CallRow, TurnRow
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    speaker: str  # "caller", "bot" or "dtmf"
+    text: str
+    intent: str | None = None
+    confidence: float | None = None
+    entities: dict[str, Any] = field(default_factory=dict)
+    action: str | None = None
+    decision: dict[str, Any] = field(default_factory=dict)
+    latency_ms: float | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class CallOutcome:
+    outcome: str  # "answered", "transfer", "overflow" or "hangup"
+    reason: str | None = None
+    queue: str | None = None
+    target: str | None = None
+
+
+class CallStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    async def create_call(self, call_id: str, *, provider: str, provider_call_id: str, from_number: str,
+                          to_number: str, bot: str, language: str) -> None:
+        row = CallRow(id=call_id, provider=provider, provider_call_id=provider_call_id,
+                      from_number=from_number, to_number=to_number, bot=bot, language=language,
+                      status="ringing", created_at=datetime.now(UTC), degraded=[])
+        await self._run(lambda s: s.add(row))
+
+    async def call_exists(self, call_id: str) -> bool:
+        return await self._run(lambda s: s.get(CallRow, call_id) is not None)
+
+    async def mark_started(self, call_id: str, degraded: list[str]) -> None:
+        def update(s: Session) -> None:
+            row = _get(s, call_id)
+            row.status = "in_progress"
+            row.stream_started_at = datetime.now(UTC)
+            row.degraded = degraded
+        await self._run(update)
+
+    async def add_turns(self, call_id: str, turns: list[TurnRecord]) -> None:
+        def insert(s: Session) -> None:
+            last = s.scalar(select(func.max(TurnRow.seq)).where(TurnRow.call_id == call_id)) or 0
+            for offset, turn in enumerate(turns, start=1):
+                s.add(TurnRow(call_id=call_id, seq=last + offset, speaker=turn.speaker, text=turn.text,
+                              intent=turn.intent, confidence=turn.confidence, entities=turn.entities,
+                              action=turn.action, decision=turn.decision, latency_ms=turn.latency_ms,
+                              created_at=turn.at))
+        await self._run(insert)
+
+    async def finish_call(self, call_id: str, outcome: CallOutcome, first_audio_ms: float | None) -> None:
+        def update(s: Session) -> None:
+            row = _get(s, call_id)
+            row.status = "completed"
+            row.outcome = outcome.outcome
+            row.outcome_reason = outcome.reason
+            row.transfer_queue = outcome.queue
+            row.transfer_target = outcome.target
+            row.ended_at = datetime.now(UTC)
+            if first_audio_ms is not None:
+                row.first_audio_ms = first_audio_ms
+        await self._run(update)
+
+    async def get_call(self, call_id: str) -> CallRow | None:
+        def load(s: Session) -> CallRow | None:
+            return s.scalar(select(CallRow).options(selectinload(CallRow.turns)).where(CallRow.id == call_id))
+        return await self._run(load)
+
+    async def list_calls(self, limit: int = 50, offset: int = 0) -> list[CallRow]:
+        def load(s: Session) -> list[CallRow]:
+            query = select(CallRow).order_by(CallRow.created_at.desc()).limit(limit).offset(offset)
+            return list(s.scalars(query))
+        return await self._run(load)
+
+    async def ping(self) -> None:
+        await self._run(lambda s: s.execute(text("SELECT 1")))
+
+    async def _run(self, work: Callable[[Session], T]) -> T:
+        return await asyncio.to_thread(self._transaction, work)
+
+    def _transaction(self, work: Callable[[Session], T]) -> T:
+        try:
+            with self._sessions.begin() as session:
+                return work(session)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+
+
+def _get(session: Session, call_id: str) -> CallRow:
+    row = session.get(CallRow, call_id)
+    if row is None:
+        raise StorageError(f"call {call_id} does not exist")
+    return row

@@ -1,0 +1,58 @@
+"""ORM tables. Every schema change comes with an Alembic migration in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class CallRow(Base):
+    __tablename__ = "calls"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_call_id: Mapped[str] = mapped_column(String(64), index=True)
+    from_number: Mapped[str] = mapped_column(String(64), default="")
+    to_number: Mapped[str] = mapped_column(String(64), default="")
+    bot: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(8), default="")
+    status: Mapped[str] = mapped_column(String(16), default="ringing")
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
+    outcome_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    transfer_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    transfer_target: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    stream_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    first_audio_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    degraded: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    turns: Mapped[list[TurnRow]] = relationship(
+        back_populates="call", order_by="TurnRow.seq", cascade="all, delete-orphan"
+    )
+
+
+class TurnRow(Base):
+    __tablename__ = "turns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_id: Mapped[str] = mapped_column(ForeignKey("calls.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    speaker: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text, default="")
+    intent: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    entities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    action: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    decision: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    call: Mapped[CallRow] = relationship(back_populates="turns")

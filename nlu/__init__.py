@@ -1,0 +1,1 @@
+"""NLU: the Rasa client used by calls, the Rasa sidecar process, training and evaluation."""

@@ -1,0 +1,128 @@
+"""The Rasa server as a supervised child process bound to 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from pathlib import Path
+
+import httpx
+
+from callbot.errors import NluError
+from nlu.training import rasa_environment, rasa_executable
+
+log = logging.getLogger(__name__)
+
+
+class RasaSidecar:
+    """Starts ``rasa run --enable-api`` with our model, waits for it to be ready, restarts it when it dies."""
+
+    def __init__(self, rasa_venv: Path, model_path: Path, port: int, log_path: Path,
+                 start_timeout_s: float = 180.0) -> None:
+        self.rasa_venv = rasa_venv
+        self.model_path = model_path
+        self.port = port
+        self.log_path = log_path
+        self.start_timeout_s = start_timeout_s
+        self.token = secrets.token_urlsafe(24)
+        self.state = "stopped"
+        self.restarts = 0
+        self._process: asyncio.subprocess.Process | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Start and wait until Rasa answers with the model loaded."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(rasa_executable(self.rasa_venv)), "run", "--enable-api", "--quiet",
+            "--model", str(self.model_path.resolve()), "--interface", "127.0.0.1", "--port", str(self.port),
+            "--auth-token", self.token,
+        ]
+        self.state = "starting"
+        with self.log_path.open("ab") as log_file:
+            self._process = await asyncio.create_subprocess_exec(
+                *command, stdout=log_file, stderr=asyncio.subprocess.STDOUT, env=rasa_environment(),
+                stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+            )
+        await self._wait_ready()
+        self.state = "up"
+        log.info("Rasa sidecar ready on %s (pid %s)", self.url, self._process.pid)
+
+    async def _wait_ready(self) -> None:
+        assert self._process is not None
+        deadline = asyncio.get_running_loop().time() + self.start_timeout_s
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            while asyncio.get_running_loop().time() < deadline:
+                if self._process.returncode is not None:
+                    self.state = "down"
+                    raise NluError(f"Rasa exited with code {self._process.returncode} while starting; "
+                                   f"see {self.log_path}:\n{self._log_tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    response = await http.get(f"{self.url}/status", params={"token": self.token})
+                    if response.status_code == 200 and response.json().get("model_file"):
+                        return
+                await asyncio.sleep(0.5)
+        await self._terminate()
+        self.state = "down"
+        raise NluError(f"Rasa did not become ready within {self.start_timeout_s:.0f} s; see {self.log_path}")
+
+    def supervise(self) -> None:
+        """Watch the process in the background and restart it if it dies."""
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._watch(), name="rasa-sidecar-supervisor")
+
+    async def _watch(self) -> None:
+        backoff = 1.0
+        while not self._stopping:
+            if self._process is not None:
+                await self._process.wait()
+            if self._stopping:
+                return
+            self.state = "restarting"
+            log.warning("Rasa sidecar exited (code %s); restarting in %.0f s",
+                        self._process.returncode if self._process else None, backoff)
+            await asyncio.sleep(backoff)
+            try:
+                await self.start()
+                self.restarts += 1
+                backoff = 1.0
+            except NluError as exc:
+                log.error("Rasa sidecar restart failed: %s", exc)
+                backoff = min(backoff * 2, 60.0)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        await self._terminate()
+        self.state = "stopped"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process and self._process.returncode is None else None
+
+    async def _terminate(self) -> None:
+        process = self._process
+        if process is None or process.returncode is not None:
+            return
+        process.terminate()
+        try:
+            await asyncio.wait_for(process.wait(), timeout=10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    def _log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""

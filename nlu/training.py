@@ -1,0 +1,93 @@
+"""Training the bot's Rasa NLU model in the Rasa virtualenv; skipped when data and config are unchanged."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from callbot.errors import ConfigError, TrainingError
+
+TRAINING_FILES = ("config.yml", "nlu.yml")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    model_path: Path
+    skipped: bool
+    seconds: float
+
+
+def rasa_executable(rasa_venv: Path) -> Path:
+    exe = rasa_venv / "bin" / "rasa"
+    if not exe.is_file():
+        raise TrainingError(
+            f"Rasa is not installed in {rasa_venv}; run `make setup` (it creates the Rasa virtualenv "
+            "with Python 3.10 and rasa==3.6.21)"
+        )
+    return exe
+
+
+def rasa_environment() -> dict[str, str]:
+    """Rasa's process environment: no telemetry, quiet TensorFlow."""
+    env = dict(os.environ)
+    env.update({"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore",
+                "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "LOG_LEVEL_LIBRARIES": "ERROR"})
+    return env
+
+
+def check_training_files(bot_dir: Path) -> None:
+    """Fail early, naming the file and line, when a training file is missing or not valid YAML."""
+    for name in TRAINING_FILES:
+        path = bot_dir / name
+        if not path.is_file():
+            raise ConfigError(f"{path}: not found; a bot folder needs {' and '.join(TRAINING_FILES)}")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+
+
+def fingerprint(bot_dir: Path) -> str:
+    digest = hashlib.sha256()
+    for name in TRAINING_FILES:
+        digest.update(name.encode())
+        digest.update((bot_dir / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def model_path_for(bot_dir: Path, models_dir: Path) -> Path:
+    """Where the model trained from the bot folder's current data lives."""
+    return models_dir / "nlu" / f"{bot_dir.resolve().name}-{fingerprint(bot_dir)}.tar.gz"
+
+
+def train(bot_dir: Path, models_dir: Path, rasa_venv: Path, *, force: bool = False) -> TrainResult:
+    """Train the NLU model of ``bot_dir`` unless a model of the same data and config exists."""
+    check_training_files(bot_dir)
+    target = model_path_for(bot_dir, models_dir)
+    if target.is_file() and not force:
+        return TrainResult(target, skipped=True, seconds=0.0)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    command = [
+        str(rasa_executable(rasa_venv)), "train", "nlu",
+        "--config", str(bot_dir / "config.yml"), "--nlu", str(bot_dir / "nlu.yml"),
+        "--out", str(target.parent), "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+    ]
+    started = time.perf_counter()
+    completed = subprocess.run(command, capture_output=True, text=True, env=rasa_environment(),
+                               cwd=bot_dir, check=False)
+    if completed.returncode != 0 or not target.is_file():
+        tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
+        raise TrainingError(f"rasa train nlu failed for {bot_dir} (exit {completed.returncode}):\n{tail}")
+    return TrainResult(target, skipped=False, seconds=time.perf_counter() - started)
