@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from callbot import __version__
 from callbot.api import router as api_router
-from callbot.resources import load_resources, start_nlu, warm_prompts
+from callbot.resources import load_resources, start_nlu, warm_answers, warm_prompts
 from callbot.settings import Settings
 from telephony.twilio_media import router as media_router
 from telephony.twilio_webhook import router as webhook_router
@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Rasa takes a while to load; calls are answered meanwhile and routed to the default queue
         resources.background.append(asyncio.create_task(start_nlu(resources), name="start-nlu"))
+        resources.background.append(asyncio.create_task(warm_answers(resources), name="warm-answers"))
         try:
             yield
         finally:

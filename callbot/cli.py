@@ -65,6 +65,8 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--out", type=Path, help="write what the bot said (as heard by the caller) to this WAV")
     call.add_argument("--speed", type=float, default=1.0, help="send and play audio this many times real time")
     call.add_argument("--from", dest="caller", default="+33612345678", help="caller number")
+    call.add_argument("--barge-in", action="store_true",
+                      help="act as soon as the greeting starts instead of listening to it to the end")
     call.add_argument("--json", action="store_true", help="print one JSON object")
     call.set_defaults(run=_call)
     return parser
@@ -86,6 +88,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.port:
         settings = settings.model_copy(update={"port": args.port})
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs full request URLs at INFO, and Rasa's URLs carry its auth token
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
                 proxy_headers=True, ws_max_size=256 * 1024)
@@ -135,7 +139,7 @@ def _call(args: argparse.Namespace) -> int:
     if not args.audio.is_file():
         raise CallbotError(f"{args.audio}: no such file")
     report, played = place_call(args.url, args.audio, dtmf=args.dtmf, auth_token=args.auth_token,
-                                speed=args.speed, caller=args.caller)
+                                speed=args.speed, caller=args.caller, barge_in=args.barge_in)
     if args.out:
         write_wav(args.out, played)
     if args.json:

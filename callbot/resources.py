@@ -67,6 +67,7 @@ def load_resources(settings: Settings) -> Resources:
     sidecar: RasaSidecar | None = None
     if settings.rasa_url:
         nlu_url = settings.rasa_url
+        token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
         health["nlu"] = Component("starting", f"external Rasa at {nlu_url}")
     else:
         model = model_path_for(settings.bot_dir, settings.models_dir)
@@ -126,6 +127,20 @@ def warm_prompts(resources: Resources) -> None:
              prompts.overflow, prompts.technical_issue, f"{prompts.greeting} {prompts.menu}",
              f"{prompts.menu_invalid} {prompts.menu}"]
     resources.tts.warm(texts)
+
+
+def fixed_answers(bot: BotConfig) -> list[str]:
+    """Answers that need no entity, as the dialogue speaks them: worth synthesizing before callers ask."""
+    return [f"{template} {bot.prompts.anything_else}"
+            for templates in bot.responses.values() for template in templates if "{" not in template]
+
+
+async def warm_answers(resources: Resources) -> None:
+    """In the background after startup: the slot-free answers, so most turns start without synthesis delay."""
+    if resources.tts is None:
+        return
+    for text in fixed_answers(resources.bot):
+        await asyncio.to_thread(resources.tts.warm, [text])
 
 
 async def start_nlu(resources: Resources) -> None:

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     )
 
     rasa_url: str | None = Field(default=None, description="External Rasa server; when unset a sidecar is started")
+    rasa_token: SecretStr | None = Field(default=None, description="auth token of the external Rasa server")
     rasa_venv: Path = Path(".venv-rasa")
     rasa_port: int = 5005
     rasa_timeout_s: float = 2.0

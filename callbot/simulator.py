@@ -86,6 +86,7 @@ class _Playback:
         self.played = bytearray()
         self.last_media_at = 0.0
         self.first_media_at: float | None = None
+        self.last_clear_at = 0.0
         self.media_count = 0
 
     @property
@@ -105,6 +106,7 @@ class _Playback:
             self.queue.append(str(message["mark"]["name"]))
         elif event == "clear":
             self.report.clears += 1
+            self.last_clear_at = time.monotonic()
             marks = [item for item in self.queue if isinstance(item, str)]
             self.queue.clear()
             for name in marks:  # Twilio echoes the marks of cleared audio
@@ -129,11 +131,18 @@ class _Playback:
             await self.ws.send(json.dumps({"event": "mark", "streamSid": self.stream_sid,
                                            "sequenceNumber": "0", "mark": {"name": name}}))
 
+    async def wait_first_audio(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.first_media_at is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return self.first_media_at is not None
+
     async def wait_bot_turn(self, after: float, timeout: float) -> bool:
         """Wait until the bot has spoken (audio received after ``after``) and finished playing."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            spoke = self.last_media_at > after
+            # audio that arrived before a clear was cut off; only what follows it answers us
+            spoke = self.last_media_at > max(after, self.last_clear_at)
             if spoke and self.idle and time.monotonic() - self.last_media_at > 0.3:
                 return True
             await asyncio.sleep(0.02)
@@ -143,7 +152,7 @@ class _Playback:
 class SimulatedCall:
     def __init__(self, url: str, audio: Path | None, *, dtmf: str = "", auth_token: str | None = None,
                  speed: float = 1.0, caller: str = "+33612345678", called: str = "+33900000000",
-                 turn_timeout: float = 20.0) -> None:
+                 turn_timeout: float = 20.0, barge_in: bool = False) -> None:
         self.url = url.rstrip("/")
         self.audio = audio
         self.dtmf = dtmf
@@ -151,6 +160,7 @@ class SimulatedCall:
         self.speed = max(speed, 0.1)
         self.caller, self.called = caller, called
         self.turn_timeout = turn_timeout
+        self.barge_in = barge_in
         self.call_sid = "CA" + secrets.token_hex(16)
         self.report = CallReport()
         self._seq = 0
@@ -231,7 +241,9 @@ class SimulatedCall:
         if speech:
             steps.append(("speak", speech))
         steps += [("press", digit) for digit in self.dtmf]
-        if not await self._until(playback.wait_bot_turn(started - 1, self.turn_timeout), closed):
+        if self.barge_in:
+            await self._until(playback.wait_first_audio(self.turn_timeout), closed)
+        elif not await self._until(playback.wait_bot_turn(started - 1, self.turn_timeout), closed):
             return
         for kind, value in steps:
             mark = time.monotonic()

@@ -30,7 +30,7 @@ def rasa_executable(rasa_venv: Path) -> Path:
             f"Rasa is not installed in {rasa_venv}; run `make setup` (it creates the Rasa virtualenv "
             "with Python 3.10 and rasa==3.6.21)"
         )
-    return exe
+    return exe.resolve()
 
 
 def rasa_environment() -> dict[str, str]:
@@ -75,6 +75,7 @@ def model_path_for(bot_dir: Path, models_dir: Path) -> Path:
 def train(bot_dir: Path, models_dir: Path, rasa_venv: Path, *, force: bool = False) -> TrainResult:
     """Train the NLU model of ``bot_dir`` unless a model of the same data and config exists."""
     check_training_files(bot_dir)
+    bot_dir, models_dir = bot_dir.resolve(), models_dir.resolve()
     target = model_path_for(bot_dir, models_dir)
     if target.is_file() and not force:
         return TrainResult(target, skipped=True, seconds=0.0)
@@ -85,8 +86,11 @@ def train(bot_dir: Path, models_dir: Path, rasa_venv: Path, *, force: bool = Fal
         "--out", str(target.parent), "--fixed-model-name", target.name.removesuffix(".tar.gz"),
     ]
     started = time.perf_counter()
+    # Rasa keeps a training cache in its working directory: keep it out of the operators' bot folder
+    cache = models_dir / "nlu" / ".rasa-work"
+    cache.mkdir(parents=True, exist_ok=True)
     completed = subprocess.run(command, capture_output=True, text=True, env=rasa_environment(),
-                               cwd=bot_dir, check=False)
+                               cwd=cache, check=False)
     if completed.returncode != 0 or not target.is_file():
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
         raise TrainingError(f"rasa train nlu failed for {bot_dir} (exit {completed.returncode}):\n{tail}")

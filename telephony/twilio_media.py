@@ -148,5 +148,8 @@ async def _close_when_ended(websocket: WebSocket, session: CallSession) -> None:
     """When the bot has decided (transfer, overflow, goodbye), closing the stream hands the call back to
     Twilio, which then requests the <Connect action> URL."""
     await session.ended.wait()
+    if session.outcome is not None:
+        # published before the close, so the action callback that follows finds it
+        session.res.outcomes[session.call_id] = session.outcome
     with contextlib.suppress(RuntimeError, WebSocketDisconnect):
         await websocket.close(code=1000)

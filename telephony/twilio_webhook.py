@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 
@@ -99,15 +100,7 @@ async def action(call_id: str, request: Request) -> Response:
     params = await _form(request)
     verify_signature(request, resources, params)
     bot = resources.bot
-    outcome = resources.outcomes.pop(call_id, None)
-    if outcome is None:
-        try:
-            row = await resources.store.get_call(call_id)
-        except StorageError as exc:
-            log.error("[call %s] database unavailable in the action callback: %s", call_id, exc)
-            row = None
-        if row is not None and row.outcome is not None:
-            outcome = CallOutcome(row.outcome, row.outcome_reason, row.transfer_queue, row.transfer_target)
+    outcome = await _outcome_of(resources, call_id)
     if outcome is None:
         # the stream ended without a decision (dropped connection, crash): a human takes the caller
         log.warning("[call %s] stream ended without a decision; transferring to the default queue", call_id)
@@ -116,3 +109,22 @@ async def action(call_id: str, request: Request) -> Response:
     if outcome.outcome == "transfer" and outcome.queue in bot.queues:
         return _xml(twiml.transfer(bot.queues[outcome.queue].target, None, bot.language))
     return _xml(twiml.hangup())
+
+
+async def _outcome_of(resources: Resources, call_id: str) -> CallOutcome | None:
+    """The call's decision: from memory (the stream may still be closing), else from the database."""
+    for _ in range(50):  # a stream that is closing publishes its outcome within moments
+        if call_id in resources.outcomes or call_id not in resources.active_calls:
+            break
+        await asyncio.sleep(0.1)
+    outcome = resources.outcomes.pop(call_id, None)
+    if outcome is not None:
+        return outcome
+    try:
+        row = await resources.store.get_call(call_id)
+    except StorageError as exc:
+        log.error("[call %s] database unavailable in the action callback: %s", call_id, exc)
+        return None
+    if row is None or row.outcome is None:
+        return None
+    return CallOutcome(row.outcome, row.outcome_reason, row.transfer_queue, row.transfer_target)

@@ -76,9 +76,10 @@ def fetch(
     timeout = httpx.Timeout(timeout_s)
     with httpx.Client(timeout=timeout, follow_redirects=True) as client:
         # A second pass happens only when the first one had to throw the partial file away.
-        if not _transfer(client, spec, part, progress, manual) and not _transfer(
-            client, spec, part, progress, manual
-        ):
+        for _attempt in range(2):
+            if _transfer(client, spec, part, progress, manual):
+                break
+        else:
             raise ModelStoreError(
                 f"{spec.url} does not serve a consistent file (range requests fail). {manual}"
             )

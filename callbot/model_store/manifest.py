@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -96,10 +97,9 @@ class LanguageModels(BaseModel):
         return found
 
 
-class ManifestMatch(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ManifestMatch:
     """Where a file name was found in the manifest."""
-
-    model_config = ConfigDict(frozen=True)
 
     language: str
     kind: ModelKind

