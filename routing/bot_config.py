@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from callbot.errors import ConfigError
 
@@ -109,6 +109,12 @@ class BotConfig(_Strict):
     menu: dict[str, MenuOption]
     queues: dict[str, Queue]
     default_queue: str
+
+    @field_validator("menu", mode="before")
+    @classmethod
+    def _digits_as_text(cls, value: object) -> object:
+        # YAML reads an unquoted `1:` as a number; a keypad key is text either way
+        return {str(k): v for k, v in value.items()} if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _references(self) -> BotConfig:

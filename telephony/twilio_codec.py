@@ -27,6 +27,7 @@ FRAME_BYTES = LINE_RATE * FRAME_MS // 1000
 """One outgoing 20 ms frame of line audio (mu-law: one byte per sample)."""
 
 _DTMF_DIGITS = frozenset("0123456789*#ABCD")
+_EVENTS = frozenset({"connected", "start", "media", "dtmf", "mark", "stop"})
 
 
 class TwilioCodec:
@@ -39,6 +40,8 @@ class TwilioCodec:
         """One WebSocket text message to a frame; ``None`` for messages that carry nothing for the pipeline."""
         message = _parse(text)
         event = message.get("event")
+        if event not in _EVENTS:
+            raise ProtocolError(f"unknown event {event!r}")
         if event == "connected":
             return None
         if event == "start":
@@ -54,9 +57,7 @@ class TwilioCodec:
             return DtmfIn(digit)
         if event == "mark":
             return MarkIn(str(_field(message, "mark", "name")))
-        if event == "stop":
-            return HangUp()
-        raise ProtocolError(f"unknown event {event!r}")
+        return HangUp()  # "stop"
 
     def _start(self, message: dict[str, Any]) -> StreamStart:
         start = message.get("start")
@@ -120,6 +121,9 @@ def _payload(message: dict[str, Any]) -> bytes:
     if len(payload) > MAX_PAYLOAD_BYTES * 4 // 3 + 4:
         raise ProtocolError(f"media payload over {MAX_PAYLOAD_BYTES} bytes")
     try:
-        return base64.b64decode(payload, validate=True)
+        data = base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ProtocolError(f"media.payload is not valid base64: {exc}") from exc
+    if len(data) > MAX_PAYLOAD_BYTES:
+        raise ProtocolError(f"media payload of {len(data)} bytes is over {MAX_PAYLOAD_BYTES}")
+    return data
