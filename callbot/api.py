@@ -52,20 +52,45 @@ class CallOut(BaseModel):
 
 def _call_out(row: CallRow, with_turns: bool) -> CallOut:
     duration = (row.ended_at - row.created_at).total_seconds() if row.ended_at else None
-    turns = [
-        TurnOut(seq=t.seq, speaker=t.speaker, text=t.text, intent=t.intent, confidence=t.confidence,
-                entities=t.entities, action=t.action, decision=t.decision, latency_ms=t.latency_ms,
-                at=t.created_at.isoformat())
-        for t in row.turns
-    ] if with_turns else None
+    turns = (
+        [
+            TurnOut(
+                seq=t.seq,
+                speaker=t.speaker,
+                text=t.text,
+                intent=t.intent,
+                confidence=t.confidence,
+                entities=t.entities,
+                action=t.action,
+                decision=t.decision,
+                latency_ms=t.latency_ms,
+                at=t.created_at.isoformat(),
+            )
+            for t in row.turns
+        ]
+        if with_turns
+        else None
+    )
     return CallOut(
-        id=row.id, provider=row.provider, provider_call_id=row.provider_call_id, from_number=row.from_number,
-        to_number=row.to_number, bot=row.bot, language=row.language, status=row.status, outcome=row.outcome,
-        outcome_reason=row.outcome_reason, transfer_queue=row.transfer_queue, transfer_target=row.transfer_target,
+        id=row.id,
+        provider=row.provider,
+        provider_call_id=row.provider_call_id,
+        from_number=row.from_number,
+        to_number=row.to_number,
+        bot=row.bot,
+        language=row.language,
+        status=row.status,
+        outcome=row.outcome,
+        outcome_reason=row.outcome_reason,
+        transfer_queue=row.transfer_queue,
+        transfer_target=row.transfer_target,
         created_at=row.created_at.isoformat(),
         stream_started_at=row.stream_started_at.isoformat() if row.stream_started_at else None,
-        ended_at=row.ended_at.isoformat() if row.ended_at else None, duration_s=duration,
-        first_audio_ms=row.first_audio_ms, degraded=list(row.degraded or []), turns=turns,
+        ended_at=row.ended_at.isoformat() if row.ended_at else None,
+        duration_s=duration,
+        first_audio_ms=row.first_audio_ms,
+        degraded=list(row.degraded or []),
+        turns=turns,
     )
 
 
@@ -82,8 +107,9 @@ async def get_call(call_id: str, request: Request) -> CallOut:
 
 
 @router.get("/api/calls", response_model=list[CallOut], tags=["calls"])
-async def list_calls(request: Request, limit: int = Query(50, ge=1, le=500),
-                     offset: int = Query(0, ge=0)) -> list[CallOut]:
+async def list_calls(
+    request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+) -> list[CallOut]:
     resources: Resources = request.app.state.resources
     try:
         rows = await resources.store.list_calls(limit, offset)

@@ -35,8 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await resources.close()
 
-    app = FastAPI(title="callbot", version=__version__, lifespan=lifespan,
-                  description="Self-hosted callbot and overflow voicebot for customer-service phone lines")
+    app = FastAPI(
+        title="callbot",
+        version=__version__,
+        lifespan=lifespan,
+        description="Self-hosted callbot and overflow voicebot for customer-service phone lines",
+    )
     app.state.resources = resources
     app.include_router(webhook_router)
     app.include_router(media_router)

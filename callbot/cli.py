@@ -60,13 +60,19 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("audio", type=Path, help="WAV file the caller says (any rate; converted to 8 kHz mu-law)")
     call.add_argument("--url", default="http://127.0.0.1:8080")
     call.add_argument("--dtmf", default="", help="keys pressed after speaking, one bot turn each (e.g. 10)")
-    call.add_argument("--auth-token", default=os.environ.get("CALLBOT_TWILIO_AUTH_TOKEN"),
-                      help="Twilio auth token used to sign requests (default: CALLBOT_TWILIO_AUTH_TOKEN)")
+    call.add_argument(
+        "--auth-token",
+        default=os.environ.get("CALLBOT_TWILIO_AUTH_TOKEN"),
+        help="Twilio auth token used to sign requests (default: CALLBOT_TWILIO_AUTH_TOKEN)",
+    )
     call.add_argument("--out", type=Path, help="write what the bot said (as heard by the caller) to this WAV")
     call.add_argument("--speed", type=float, default=1.0, help="send and play audio this many times real time")
     call.add_argument("--from", dest="caller", default="+33612345678", help="caller number")
-    call.add_argument("--barge-in", action="store_true",
-                      help="act as soon as the greeting starts instead of listening to it to the end")
+    call.add_argument(
+        "--barge-in",
+        action="store_true",
+        help="act as soon as the greeting starts instead of listening to it to the end",
+    )
     call.add_argument("--json", action="store_true", help="print one JSON object")
     call.set_defaults(run=_call)
     return parser
@@ -91,8 +97,14 @@ def _serve(args: argparse.Namespace) -> int:
     # httpx logs full request URLs at INFO, and Rasa's URLs carry its auth token
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(),
-                proxy_headers=True, ws_max_size=256 * 1024)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=True,
+        ws_max_size=256 * 1024,
+    )
     return 0
 
 
@@ -138,14 +150,23 @@ def _call(args: argparse.Namespace) -> int:
 
     if not args.audio.is_file():
         raise CallbotError(f"{args.audio}: no such file")
-    report, played = place_call(args.url, args.audio, dtmf=args.dtmf, auth_token=args.auth_token,
-                                speed=args.speed, caller=args.caller, barge_in=args.barge_in)
+    report, played = place_call(
+        args.url,
+        args.audio,
+        dtmf=args.dtmf,
+        auth_token=args.auth_token,
+        speed=args.speed,
+        caller=args.caller,
+        barge_in=args.barge_in,
+    )
     if args.out:
         write_wav(args.out, played)
     if args.json:
         print(json.dumps(report.as_json(), ensure_ascii=False))
         return 0
-    print(f"call {report.call_id}: {report.outcome}" + (f" -> {report.transfer_target}" if report.transfer_target else ""))
+    print(
+        f"call {report.call_id}: {report.outcome}" + (f" -> {report.transfer_target}" if report.transfer_target else "")
+    )
     print(f"first bot audio after {report.first_audio_ms} ms; bot spoke {report.bot_audio_s:.1f} s")
     for turn in report.turns:
         intent = f" [{turn['intent']} {turn['confidence']:.2f}]" if turn.get("intent") else ""

@@ -10,19 +10,41 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.calls = Counter("callbot_calls_total", "Calls ended, by outcome", ["outcome"],
-                             registry=self.registry)
+        self.calls = Counter("callbot_calls_total", "Calls ended, by outcome", ["outcome"], registry=self.registry)
         self.active_calls = Gauge("callbot_active_calls", "Media streams in progress", registry=self.registry)
         self.turn_latency = Histogram(
-            "callbot_turn_latency_seconds", "From the end of the caller's turn to the bot's first audio",
-            buckets=_LATENCY_BUCKETS, registry=self.registry)
+            "callbot_turn_latency_seconds",
+            "From the end of the caller's turn to the bot's first audio",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.first_audio = Histogram(
-            "callbot_first_audio_seconds", "From stream start to the greeting's first audio frame",
-            buckets=_LATENCY_BUCKETS, registry=self.registry)
+            "callbot_first_audio_seconds",
+            "From stream start to the greeting's first audio frame",
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
         self.asr_rtf = Histogram(
-            "callbot_asr_real_time_factor", "Vosk CPU seconds per second of caller audio, per call",
-            buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0), registry=self.registry)
-        self.protocol_errors = Counter("callbot_protocol_errors_total", "Rejected telephony messages",
-                                       ["provider"], registry=self.registry)
-        self.stage_failures = Counter("callbot_stage_failures_total", "Call stages that failed mid-call",
-                                      ["stage"], registry=self.registry)
+            "callbot_asr_real_time_factor",
+            "Vosk CPU seconds per second of caller audio, per call",
+            buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0),
+            registry=self.registry,
+        )
+        self.engine_cpu = Counter(
+            "callbot_engine_cpu_seconds_total",
+            "CPU seconds spent in speech engines",
+            ["engine"],
+            registry=self.registry,
+        )
+        self.protocol_errors = Counter(
+            "callbot_protocol_errors_total",
+            "Rejected telephony messages",
+            ["provider"],
+            registry=self.registry,
+        )
+        self.stage_failures = Counter(
+            "callbot_stage_failures_total",
+            "Call stages that failed mid-call",
+            ["stage"],
+            registry=self.registry,
+        )

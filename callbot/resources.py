@@ -71,20 +71,36 @@ def load_resources(settings: Settings) -> Resources:
         health["nlu"] = Component("starting", f"external Rasa at {nlu_url}")
     else:
         model = model_path_for(settings.bot_dir, settings.models_dir)
-        sidecar = RasaSidecar(settings.rasa_venv, model, settings.rasa_port,
-                              settings.data_dir / "logs" / "rasa.log", settings.rasa_start_timeout_s)
+        sidecar = RasaSidecar(
+            settings.rasa_venv,
+            model,
+            settings.rasa_port,
+            settings.data_dir / "logs" / "rasa.log",
+            settings.rasa_start_timeout_s,
+        )
         nlu_url, token = sidecar.url, sidecar.token
         health["nlu"] = Component("starting", f"Rasa sidecar with {model.name}")
     nlu = RasaClient(nlu_url, settings.rasa_timeout_s, token=token)
-    return Resources(settings=settings, bot=bot, store=CallStore(engine), metrics=Metrics(), nlu=nlu,
-                     asr=asr, tts=tts, sidecar=sidecar, health=health)
+    return Resources(
+        settings=settings,
+        bot=bot,
+        store=CallStore(engine),
+        metrics=Metrics(),
+        nlu=nlu,
+        asr=asr,
+        tts=tts,
+        sidecar=sidecar,
+        health=health,
+    )
 
 
 def _load_asr(settings: Settings, language: str) -> tuple[VoskEngine | None, Component]:
     path = settings.vosk_model or find_vosk_model(settings.models_dir, language)
     if path is None:
-        detail = (f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
-                  "(or `callbot models import PATH`); calls use the keypad menu until then")
+        detail = (
+            f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
+            "(or `callbot models import PATH`); calls use the keypad menu until then"
+        )
         log.warning("speech recognition unavailable: %s", detail)
         return None, Component("unavailable", detail)
     try:
@@ -101,8 +117,10 @@ def _load_tts(settings: Settings, language: str) -> tuple[PiperSpeaker | None, C
     if path is None:
         path = settings.tts_fallback_voice
     if path is None:
-        detail = (f"no piper voice for '{language}' in {settings.models_dir}: run `callbot models pull {language}`; "
-                  "calls are handed to the default queue by the provider's own announcement until then")
+        detail = (
+            f"no piper voice for '{language}' in {settings.models_dir}: run `callbot models pull {language}`; "
+            "calls are handed to the default queue by the provider's own announcement until then"
+        )
         log.warning("speech synthesis unavailable: %s", detail)
         return None, Component("unavailable", detail)
     try:
@@ -111,8 +129,10 @@ def _load_tts(settings: Settings, language: str) -> tuple[PiperSpeaker | None, C
         log.warning("speech synthesis unavailable: %s", exc)
         return None, Component("unavailable", str(exc))
     if fallback:
-        detail = (f"no '{language}' voice installed; speaking with the fallback voice {path} "
-                  f"(run `callbot models pull {language}`)")
+        detail = (
+            f"no '{language}' voice installed; speaking with the fallback voice {path} "
+            f"(run `callbot models pull {language}`)"
+        )
         log.warning("speech synthesis degraded: %s", detail)
         return speaker, Component("degraded", detail)
     return speaker, Component("up", str(path))
@@ -123,16 +143,28 @@ def warm_prompts(resources: Resources) -> None:
     if resources.tts is None:
         return
     prompts = resources.bot.prompts
-    texts = [prompts.greeting, prompts.reprompt, prompts.menu, prompts.transfer, prompts.goodbye,
-             prompts.overflow, prompts.technical_issue, f"{prompts.greeting} {prompts.menu}",
-             f"{prompts.menu_invalid} {prompts.menu}"]
+    texts = [
+        prompts.greeting,
+        prompts.reprompt,
+        prompts.menu,
+        prompts.transfer,
+        prompts.goodbye,
+        prompts.overflow,
+        prompts.technical_issue,
+        f"{prompts.greeting} {prompts.menu}",
+        f"{prompts.menu_invalid} {prompts.menu}",
+    ]
     resources.tts.warm(texts)
 
 
 def fixed_answers(bot: BotConfig) -> list[str]:
     """Answers that need no entity, as the dialogue speaks them: worth synthesizing before callers ask."""
-    return [f"{template} {bot.prompts.anything_else}"
-            for templates in bot.responses.values() for template in templates if "{" not in template]
+    return [
+        f"{template} {bot.prompts.anything_else}"
+        for templates in bot.responses.values()
+        for template in templates
+        if "{" not in template
+    ]
 
 
 async def warm_answers(resources: Resources) -> None:
@@ -155,8 +187,10 @@ async def start_nlu(resources: Resources) -> None:
         return
     sidecar = resources.sidecar
     if not sidecar.model_path.is_file():
-        health["nlu"] = Component("unavailable", f"no trained model {sidecar.model_path}: run `callbot nlu train`; "
-                                                 "calls go to the default queue")
+        health["nlu"] = Component(
+            "unavailable",
+            f"no trained model {sidecar.model_path}: run `callbot nlu train`; calls go to the default queue",
+        )
         log.warning("NLU unavailable: %s", health["nlu"].detail)
         return
     try:
@@ -167,3 +201,27 @@ async def start_nlu(resources: Resources) -> None:
         return
     sidecar.supervise()
     health["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {sidecar.model_path.name}")
+    await follow_training(resources)
+
+
+async def follow_training(resources: Resources, every_s: float = 5.0) -> None:
+    """Hot-reload the sidecar when `callbot nlu train` produced a model for the bot's current data."""
+    sidecar = resources.sidecar
+    assert sidecar is not None
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            latest = model_path_for(resources.settings.bot_dir, resources.settings.models_dir)
+        except OSError as exc:
+            log.warning("cannot read the bot's training data: %s", exc)
+            continue
+        if latest == sidecar.model_path or not latest.is_file():
+            continue
+        try:
+            await resources.nlu.load_model(str(latest.resolve()))
+        except CallbotError as exc:
+            log.error("new NLU model %s not loaded, keeping %s: %s", latest.name, sidecar.model_path.name, exc)
+            continue
+        sidecar.model_path = latest  # a restarted sidecar starts with it too
+        resources.health["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {latest.name}")
+        log.info("NLU model %s loaded", latest.name)

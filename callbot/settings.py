@@ -20,9 +20,7 @@ class Settings(BaseSettings):
     bot_dir: Path = Path("bots/fr")
     data_dir: Path = Path("data")
     models_dir: Path = Path("models")
-    database_url: str | None = Field(
-        default=None, description="SQLAlchemy URL; default is a SQLite file in data_dir"
-    )
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default is a SQLite file in data_dir")
 
     public_base_url: str | None = Field(
         default=None,

@@ -41,6 +41,8 @@ class CallReport:
     outcome: str | None = None
     transfer_target: str | None = None
     first_audio_ms: float | None = None
+    response_ms: list[float] = field(default_factory=list)
+    """Per caller turn: from the end of the caller's speech (or the key press) to the bot's next audio."""
     bot_audio_s: float = 0.0
     marks_echoed: int = 0
     clears: int = 0
@@ -49,10 +51,18 @@ class CallReport:
     call: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {"call_id": self.call_id, "outcome": self.outcome, "transfer_target": self.transfer_target,
-                "first_audio_ms": self.first_audio_ms, "bot_audio_s": round(self.bot_audio_s, 3),
-                "marks_echoed": self.marks_echoed, "clears": self.clears, "twiml": self.twiml,
-                "turns": self.turns}
+        return {
+            "call_id": self.call_id,
+            "outcome": self.outcome,
+            "transfer_target": self.transfer_target,
+            "first_audio_ms": self.first_audio_ms,
+            "response_ms": self.response_ms,
+            "bot_audio_s": round(self.bot_audio_s, 3),
+            "marks_echoed": self.marks_echoed,
+            "clears": self.clears,
+            "twiml": self.twiml,
+            "turns": self.turns,
+        }
 
 
 def read_wav_as_line_pcm(path: Path) -> bytes:
@@ -87,6 +97,8 @@ class _Playback:
         self.last_media_at = 0.0
         self.first_media_at: float | None = None
         self.last_clear_at = 0.0
+        self.media_times: list[float] = []
+        self._echoes: set[asyncio.Future[None]] = set()
         self.media_count = 0
 
     @property
@@ -100,6 +112,7 @@ class _Playback:
             now = time.monotonic()
             self.first_media_at = self.first_media_at or now
             self.last_media_at = now
+            self.media_times.append(now)
             self.media_count += 1
             self.queue.append(payload)
         elif event == "mark":
@@ -110,7 +123,9 @@ class _Playback:
             marks = [item for item in self.queue if isinstance(item, str)]
             self.queue.clear()
             for name in marks:  # Twilio echoes the marks of cleared audio
-                asyncio.ensure_future(self._echo(name))
+                task = asyncio.ensure_future(self._echo(name))
+                self._echoes.add(task)
+                task.add_done_callback(self._echoes.discard)
 
     async def run(self) -> None:
         while True:
@@ -128,8 +143,19 @@ class _Playback:
     async def _echo(self, name: str) -> None:
         self.report.marks_echoed += 1
         with contextlib.suppress(websockets.ConnectionClosed):
-            await self.ws.send(json.dumps({"event": "mark", "streamSid": self.stream_sid,
-                                           "sequenceNumber": "0", "mark": {"name": name}}))
+            await self.ws.send(
+                json.dumps(
+                    {
+                        "event": "mark",
+                        "streamSid": self.stream_sid,
+                        "sequenceNumber": "0",
+                        "mark": {"name": name},
+                    }
+                )
+            )
+
+    def first_media_after(self, moment: float) -> float | None:
+        return next((t for t in self.media_times if t > moment), None)
 
     async def wait_first_audio(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -150,9 +176,19 @@ class _Playback:
 
 
 class SimulatedCall:
-    def __init__(self, url: str, audio: Path | None, *, dtmf: str = "", auth_token: str | None = None,
-                 speed: float = 1.0, caller: str = "+33612345678", called: str = "+33900000000",
-                 turn_timeout: float = 20.0, barge_in: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        audio: Path | None,
+        *,
+        dtmf: str = "",
+        auth_token: str | None = None,
+        speed: float = 1.0,
+        caller: str = "+33612345678",
+        called: str = "+33900000000",
+        turn_timeout: float = 20.0,
+        barge_in: bool = False,
+    ) -> None:
         self.url = url.rstrip("/")
         self.audio = audio
         self.dtmf = dtmf
@@ -168,8 +204,15 @@ class SimulatedCall:
 
     async def run(self) -> tuple[CallReport, bytes]:
         speech = read_wav_as_line_pcm(self.audio) if self.audio else b""
-        params = {"AccountSid": "AC" + "0" * 32, "ApiVersion": "2010-04-01", "CallSid": self.call_sid,
-                  "CallStatus": "ringing", "Direction": "inbound", "From": self.caller, "To": self.called}
+        params = {
+            "AccountSid": "AC" + "0" * 32,
+            "ApiVersion": "2010-04-01",
+            "CallSid": self.call_sid,
+            "CallStatus": "ringing",
+            "Direction": "inbound",
+            "From": self.caller,
+            "To": self.called,
+        }
         async with httpx.AsyncClient(timeout=30) as http:
             twiml = await self._post(http, f"{self.url}/twilio/voice", params)
             root = _parse_twiml(twiml)
@@ -201,8 +244,10 @@ class SimulatedCall:
         try:
             response = await http.post(url, data=params, headers=headers)
         except httpx.HTTPError as exc:
-            raise CallbotError(f"no callbot server answered at {url} ({exc.__class__.__name__}); "
-                               "start one with `make run` or `callbot serve`, or pass --url") from exc
+            raise CallbotError(
+                f"no callbot server answered at {url} ({exc.__class__.__name__}); "
+                "start one with `make run` or `callbot serve`, or pass --url"
+            ) from exc
         if response.status_code != 200:
             raise CallbotError(f"POST {url} answered {response.status_code}: {response.text[:200]}")
         return response.text
@@ -217,8 +262,11 @@ class SimulatedCall:
             await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
             await ws.send(json.dumps(self._start(stream_sid, custom)))
             started = time.monotonic()
-            tasks = [asyncio.create_task(playback.run()), asyncio.create_task(self._receive(ws, playback)),
-                     asyncio.create_task(self._line(ws, stream_sid))]
+            tasks = [
+                asyncio.create_task(playback.run()),
+                asyncio.create_task(self._receive(ws, playback)),
+                asyncio.create_task(self._line(ws, stream_sid)),
+            ]
             try:
                 await self._script(ws, stream_sid, playback, speech, started)
             finally:
@@ -229,10 +277,19 @@ class SimulatedCall:
             return bytes(playback.played)
 
     def _start(self, stream_sid: str, custom: dict[str, str]) -> dict[str, Any]:
-        return {"event": "start", "sequenceNumber": "1", "streamSid": stream_sid,
-                "start": {"accountSid": "AC" + "0" * 32, "streamSid": stream_sid, "callSid": self.call_sid,
-                          "tracks": ["inbound"], "customParameters": custom,
-                          "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}
+        return {
+            "event": "start",
+            "sequenceNumber": "1",
+            "streamSid": stream_sid,
+            "start": {
+                "accountSid": "AC" + "0" * 32,
+                "streamSid": stream_sid,
+                "callSid": self.call_sid,
+                "tracks": ["inbound"],
+                "customParameters": custom,
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+            },
+        }
 
     async def _script(self, ws: Any, stream_sid: str, playback: _Playback, speech: bytes, started: float) -> None:
         """The caller's behaviour: listen to the greeting, speak, listen, press keys, hang up."""
@@ -248,15 +305,34 @@ class SimulatedCall:
         for kind, value in steps:
             mark = time.monotonic()
             if kind == "speak":
-                await self._send_speech(ws, stream_sid, value)
+                mark = await self._send_speech(ws, stream_sid, value)
             else:
-                await ws.send(json.dumps({"event": "dtmf", "streamSid": stream_sid, "sequenceNumber": "0",
-                                          "dtmf": {"track": "inbound_track", "digit": value}}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "event": "dtmf",
+                            "streamSid": stream_sid,
+                            "sequenceNumber": "0",
+                            "dtmf": {"track": "inbound_track", "digit": value},
+                        }
+                    )
+                )
             if not await self._until(playback.wait_bot_turn(mark, self.turn_timeout), closed):
                 return
+            answer = playback.first_media_after(mark)
+            if answer is not None:
+                self.report.response_ms.append(round((answer - mark) * 1000, 1))
         with contextlib.suppress(websockets.ConnectionClosed):
-            await ws.send(json.dumps({"event": "stop", "sequenceNumber": "0", "streamSid": stream_sid,
-                                      "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "event": "stop",
+                        "sequenceNumber": "0",
+                        "streamSid": stream_sid,
+                        "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid},
+                    }
+                )
+            )
             await asyncio.wait_for(closed, timeout=10)
 
     @staticmethod
@@ -269,17 +345,17 @@ class SimulatedCall:
             return False
         return True
 
-    async def _send_speech(self, ws: Any, stream_sid: str, pcm: bytes) -> None:
+    async def _send_speech(self, ws: Any, stream_sid: str, pcm: bytes) -> float:
+        """Send the utterance in real time; the monotonic time its last speech frame left."""
         self._speaking = True
+        ulaw = pcm16_to_ulaw(pcm)
         try:
-            ulaw = pcm16_to_ulaw(pcm)
-            # trailing silence lets the recogniser find the end of the utterance
-            ulaw += SILENCE * int(1.0 / FRAME_S)
             for start in range(0, len(ulaw), FRAME_BYTES):
                 await self._media(ws, stream_sid, ulaw[start : start + FRAME_BYTES].ljust(FRAME_BYTES, b"\xff"))
                 await asyncio.sleep(FRAME_S / self.speed)
         finally:
-            self._speaking = False
+            self._speaking = False  # back to line silence, which lets the recogniser end the utterance
+        return time.monotonic()
 
     async def _line(self, ws: Any, stream_sid: str) -> None:
         """A phone line never goes quiet: silence frames flow whenever the caller is not speaking."""
@@ -291,10 +367,21 @@ class SimulatedCall:
     async def _media(self, ws: Any, stream_sid: str, frame: bytes) -> None:
         self._seq += 1
         with contextlib.suppress(websockets.ConnectionClosed):
-            await ws.send(json.dumps({
-                "event": "media", "sequenceNumber": str(self._seq), "streamSid": stream_sid,
-                "media": {"track": "inbound", "chunk": str(self._seq), "timestamp": str(self._seq * 20),
-                          "payload": base64.b64encode(frame).decode("ascii")}}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "event": "media",
+                        "sequenceNumber": str(self._seq),
+                        "streamSid": stream_sid,
+                        "media": {
+                            "track": "inbound",
+                            "chunk": str(self._seq),
+                            "timestamp": str(self._seq * 20),
+                            "payload": base64.b64encode(frame).decode("ascii"),
+                        },
+                    }
+                )
+            )
 
     @staticmethod
     async def _receive(ws: Any, playback: _Playback) -> None:

@@ -40,8 +40,14 @@ class CircuitBreaker:
 
 
 class RasaClient:
-    def __init__(self, base_url: str, timeout_s: float = 2.0, *, token: str | None = None,
-                 breaker: CircuitBreaker | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float = 2.0,
+        *,
+        token: str | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.breaker = breaker or CircuitBreaker()
         params = {"token": token} if token else None
@@ -60,7 +66,9 @@ class RasaClient:
             body = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             self.breaker.failure()
-            raise NluUnavailableError(f"Rasa at {self.base_url} did not answer: {exc.__class__.__name__}: {exc}") from exc
+            raise NluUnavailableError(
+                f"Rasa at {self.base_url} did not answer: {exc.__class__.__name__}: {exc}"
+            ) from exc
         self.breaker.success()
         return _to_result(text, body)
 

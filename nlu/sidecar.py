@@ -19,8 +19,9 @@ log = logging.getLogger(__name__)
 class RasaSidecar:
     """Starts ``rasa run --enable-api`` with our model, waits for it to be ready, restarts it when it dies."""
 
-    def __init__(self, rasa_venv: Path, model_path: Path, port: int, log_path: Path,
-                 start_timeout_s: float = 180.0) -> None:
+    def __init__(
+        self, rasa_venv: Path, model_path: Path, port: int, log_path: Path, start_timeout_s: float = 180.0
+    ) -> None:
         self.rasa_venv = rasa_venv
         self.model_path = model_path
         self.port = port
@@ -41,15 +42,28 @@ class RasaSidecar:
         """Start and wait until Rasa answers with the model loaded."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         command = [
-            str(rasa_executable(self.rasa_venv)), "run", "--enable-api", "--quiet",
-            "--model", str(self.model_path.resolve()), "--interface", "127.0.0.1", "--port", str(self.port),
-            "--auth-token", self.token,
+            str(rasa_executable(self.rasa_venv)),
+            "run",
+            "--enable-api",
+            "--quiet",
+            "--model",
+            str(self.model_path.resolve()),
+            "--interface",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--auth-token",
+            self.token,
         ]
         self.state = "starting"
         with self.log_path.open("ab") as log_file:
             self._process = await asyncio.create_subprocess_exec(
-                *command, stdout=log_file, stderr=asyncio.subprocess.STDOUT, env=rasa_environment(),
-                stdin=asyncio.subprocess.DEVNULL, start_new_session=True,
+                *command,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                env=rasa_environment(),
+                stdin=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
             )
         await self._wait_ready()
         self.state = "up"
@@ -62,8 +76,10 @@ class RasaSidecar:
             while asyncio.get_running_loop().time() < deadline:
                 if self._process.returncode is not None:
                     self.state = "down"
-                    raise NluError(f"Rasa exited with code {self._process.returncode} while starting; "
-                                   f"see {self.log_path}:\n{self._log_tail()}")
+                    raise NluError(
+                        f"Rasa exited with code {self._process.returncode} while starting; "
+                        f"see {self.log_path}:\n{self._log_tail()}"
+                    )
                 with contextlib.suppress(httpx.HTTPError):
                     response = await http.get(f"{self.url}/status", params={"token": self.token})
                     if response.status_code == 200 and response.json().get("model_file"):
@@ -86,8 +102,11 @@ class RasaSidecar:
             if self._stopping:
                 return
             self.state = "restarting"
-            log.warning("Rasa sidecar exited (code %s); restarting in %.0f s",
-                        self._process.returncode if self._process else None, backoff)
+            log.warning(
+                "Rasa sidecar exited (code %s); restarting in %.0f s",
+                self._process.returncode if self._process else None,
+                backoff,
+            )
             await asyncio.sleep(backoff)
             try:
                 await self.start()

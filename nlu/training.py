@@ -36,8 +36,15 @@ def rasa_executable(rasa_venv: Path) -> Path:
 def rasa_environment() -> dict[str, str]:
     """Rasa's process environment: no telemetry, quiet TensorFlow."""
     env = dict(os.environ)
-    env.update({"RASA_TELEMETRY_ENABLED": "false", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONWARNINGS": "ignore",
-                "SQLALCHEMY_SILENCE_UBER_WARNING": "1", "LOG_LEVEL_LIBRARIES": "ERROR"})
+    env.update(
+        {
+            "RASA_TELEMETRY_ENABLED": "false",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONWARNINGS": "ignore",
+            "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "LOG_LEVEL_LIBRARIES": "ERROR",
+        }
+    )
     return env
 
 
@@ -81,16 +88,23 @@ def train(bot_dir: Path, models_dir: Path, rasa_venv: Path, *, force: bool = Fal
         return TrainResult(target, skipped=True, seconds=0.0)
     target.parent.mkdir(parents=True, exist_ok=True)
     command = [
-        str(rasa_executable(rasa_venv)), "train", "nlu",
-        "--config", str(bot_dir / "config.yml"), "--nlu", str(bot_dir / "nlu.yml"),
-        "--out", str(target.parent), "--fixed-model-name", target.name.removesuffix(".tar.gz"),
+        str(rasa_executable(rasa_venv)),
+        "train",
+        "nlu",
+        "--config",
+        str(bot_dir / "config.yml"),
+        "--nlu",
+        str(bot_dir / "nlu.yml"),
+        "--out",
+        str(target.parent),
+        "--fixed-model-name",
+        target.name.removesuffix(".tar.gz"),
     ]
     started = time.perf_counter()
     # Rasa keeps a training cache in its working directory: keep it out of the operators' bot folder
     cache = models_dir / "nlu" / ".rasa-work"
     cache.mkdir(parents=True, exist_ok=True)
-    completed = subprocess.run(command, capture_output=True, text=True, env=rasa_environment(),
-                               cwd=cache, check=False)
+    completed = subprocess.run(command, capture_output=True, text=True, env=rasa_environment(), cwd=cache, check=False)
     if completed.returncode != 0 or not target.is_file():
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
         raise TrainingError(f"rasa train nlu failed for {bot_dir} (exit {completed.returncode}):\n{tail}")

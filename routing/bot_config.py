@@ -54,9 +54,7 @@ class HangupAction(_Strict):
     response: str | None = None
 
 
-IntentAction = Annotated[
-    AnswerAction | TransferAction | OverflowAction | HangupAction, Field(discriminator="action")
-]
+IntentAction = Annotated[AnswerAction | TransferAction | OverflowAction | HangupAction, Field(discriminator="action")]
 
 
 class MenuOption(_Strict):
@@ -146,11 +144,11 @@ class BotConfig(_Strict):
         return _SLOT.sub("", self.responses[response_id][-1])
 
 
-def _check_action(where: str, action: AnswerAction | TransferAction | OverflowAction | HangupAction,
-                  bot: BotConfig) -> list[str]:
-    if isinstance(action, AnswerAction | HangupAction) and action.response is not None:
-        if action.response not in bot.responses:
-            return [f"{where}.response: unknown response '{action.response}'; add it under 'responses'"]
+def _check_action(
+    where: str, action: AnswerAction | TransferAction | OverflowAction | HangupAction, bot: BotConfig
+) -> list[str]:
+    if isinstance(action, AnswerAction | HangupAction) and action.response not in (None, *bot.responses):
+        return [f"{where}.response: unknown response '{action.response}'; add it under 'responses'"]
     if isinstance(action, TransferAction) and action.queue not in bot.queues:
         return [f"{where}.queue: unknown queue '{action.queue}'; define it under 'queues'"]
     return []

@@ -141,9 +141,13 @@ def decide(event: CallerEvent, state: CallState, bot: BotConfig) -> tuple[Decisi
 
 
 def _heard(nlu: NluResult, state: CallState, bot: BotConfig) -> tuple[Decision, CallState]:
-    facts: dict[str, Any] = {"intent": nlu.intent, "confidence": round(nlu.confidence, 4),
-                             "margin": round(nlu.margin, 4), "threshold": bot.nlu.threshold,
-                             "ambiguity_margin": bot.nlu.ambiguity_margin}
+    facts: dict[str, Any] = {
+        "intent": nlu.intent,
+        "confidence": round(nlu.confidence, 4),
+        "margin": round(nlu.margin, 4),
+        "threshold": bot.nlu.threshold,
+        "ambiguity_margin": bot.nlu.ambiguity_margin,
+    }
     if nlu.intent is None or nlu.confidence < bot.nlu.threshold:
         return _not_understood(state, bot, {"rule": "low_confidence", **facts})
     if len(nlu.ranking) > 1 and nlu.margin < bot.nlu.ambiguity_margin:
@@ -184,16 +188,21 @@ def _not_understood(state: CallState, bot: BotConfig, why: dict[str, Any]) -> tu
     return Reprompt(bot.prompts.reprompt, why), replace(state, failed_turns=failed)
 
 
-def _act_on_intent(intent: str, entities: dict[str, str], state: CallState, bot: BotConfig,
-                   why: dict[str, Any]) -> tuple[Decision, CallState]:
+def _act_on_intent(
+    intent: str, entities: dict[str, str], state: CallState, bot: BotConfig, why: dict[str, Any]
+) -> tuple[Decision, CallState]:
     if intent == "repeat_please" and state.last_bot_text:
         return Say(state.last_bot_text, "repeat", why), state
     return _carry_out(bot.intents[intent], entities, state, bot, why)
 
 
-def _carry_out(action: AnswerAction | TransferAction | OverflowAction | HangupAction,
-               entities: dict[str, str], state: CallState, bot: BotConfig,
-               why: dict[str, Any]) -> tuple[Decision, CallState]:
+def _carry_out(
+    action: AnswerAction | TransferAction | OverflowAction | HangupAction,
+    entities: dict[str, str],
+    state: CallState,
+    bot: BotConfig,
+    why: dict[str, Any],
+) -> tuple[Decision, CallState]:
     if isinstance(action, AnswerAction):
         text = f"{bot.pick_response(action.response, entities)} {bot.prompts.anything_else}"
         state = replace(state, failed_turns=0, answered=state.answered + 1, last_bot_text=text)

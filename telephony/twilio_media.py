@@ -100,8 +100,9 @@ async def _refusal(websocket: WebSocket, resources: Resources, call_id: str) -> 
     return None if exists else f"unknown call id {call_id[:64]!r}"
 
 
-async def _receive(websocket: WebSocket, codec: TwilioCodec, session: CallSession, resources: Resources,
-                   call_log: CallLog) -> None:
+async def _receive(
+    websocket: WebSocket, codec: TwilioCodec, session: CallSession, resources: Resources, call_log: CallLog
+) -> None:
     errors = 0
     started = False
     while True:

@@ -11,14 +11,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 def compute_signature(auth_token: str, url: str, params: Mapping[str, str] | None = None) -> str:
     """The signature Twilio sends for a request to ``url`` with form ``params`` (none for GET/WebSocket)."""
-    data = url + "".join(f"{key}{params[key]}" for key in sorted(params or {}))
+    params = params or {}
+    data = url + "".join(f"{key}{params[key]}" for key in sorted(params))
     digest = hmac.new(auth_token.encode("utf-8"), data.encode("utf-8"), hashlib.sha1).digest()
     return base64.b64encode(digest).decode("ascii")
 
 
-def is_valid_signature(
-    auth_token: str, url: str, params: Mapping[str, str] | None, signature: str | None
-) -> bool:
+def is_valid_signature(auth_token: str, url: str, params: Mapping[str, str] | None, signature: str | None) -> bool:
     """Check a request's signature. Twilio may sign the URL with or without the default port, so accept both."""
     if not signature:
         return False

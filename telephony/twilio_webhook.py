@@ -28,7 +28,7 @@ def public_url(request: HTTPConnection, resources: Resources, scheme: str | None
     if base and request.url.query:
         url = f"{url}?{request.url.query}"
     if scheme is not None:
-        url = scheme + url[url.index("://"):]
+        url = scheme + url[url.index("://") :]
     return url
 
 
@@ -66,32 +66,42 @@ async def voice(request: Request) -> Response:
     call_id = uuid.uuid4().hex
     try:
         await resources.store.create_call(
-            call_id, provider="twilio", provider_call_id=call_sid[:64], from_number=params.get("From", "")[:64],
-            to_number=params.get("To", "")[:64], bot=bot.name[:64], language=bot.language)
+            call_id,
+            provider="twilio",
+            provider_call_id=call_sid[:64],
+            from_number=params.get("From", "")[:64],
+            to_number=params.get("To", "")[:64],
+            bot=bot.name[:64],
+            language=bot.language,
+        )
     except StorageError as exc:
-        log.error("[call %s] database unavailable at call start, transferring to the default queue: %s",
-                  call_id, exc)
-        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue,
-                                   bot.language))
+        log.error(
+            "[call %s] database unavailable at call start, transferring to the default queue: %s",
+            call_id,
+            exc,
+        )
+        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue, bot.language))
     if resources.tts is None:
         # without a voice the bot cannot greet: let the provider announce and hand the call to a human
         log.warning("[call %s] no voice installed, transferring to the default queue", call_id)
         target = bot.queues[bot.default_queue].target
-        outcome = CallOutcome("transfer", reason="tts_unavailable", queue=bot.default_queue,
-                              target=f"{target.type}:{target.value}")
+        outcome = CallOutcome(
+            "transfer",
+            reason="tts_unavailable",
+            queue=bot.default_queue,
+            target=f"{target.type}:{target.value}",
+        )
         try:
             await resources.store.finish_call(call_id, outcome, None)
         except StorageError as exc:
             log.error("[call %s] outcome could not be stored: %s", call_id, exc)
         resources.metrics.calls.labels("transfer").inc()
-        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue,
-                                   bot.language))
+        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue, bot.language))
     http_url = public_url(request, resources)
     base = http_url[: http_url.index("/twilio/")]
-    ws_base = ("wss" if base.startswith("https") else "ws") + base[base.index("://"):]
+    ws_base = ("wss" if base.startswith("https") else "ws") + base[base.index("://") :]
     log.info("[call %s] incoming Twilio call %s from %s", call_id, call_sid, params.get("From", "?"))
-    return _xml(twiml.connect_stream(f"{ws_base}/twilio/media/{call_id}", f"{base}/twilio/action/{call_id}",
-                                     call_id))
+    return _xml(twiml.connect_stream(f"{ws_base}/twilio/media/{call_id}", f"{base}/twilio/action/{call_id}", call_id))
 
 
 @router.post("/action/{call_id}", summary="<Connect action> callback: carries out the call's decision")
@@ -104,8 +114,7 @@ async def action(call_id: str, request: Request) -> Response:
     if outcome is None:
         # the stream ended without a decision (dropped connection, crash): a human takes the caller
         log.warning("[call %s] stream ended without a decision; transferring to the default queue", call_id)
-        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue,
-                                   bot.language))
+        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue, bot.language))
     if outcome.outcome == "transfer" and outcome.queue in bot.queues:
         return _xml(twiml.transfer(bot.queues[outcome.queue].target, None, bot.language))
     return _xml(twiml.hangup())

@@ -27,7 +27,9 @@ def transfer(target: TransferTarget, announcement: str | None = None, language: 
     A caller joins a Twilio queue with ``<Enqueue>``; ``<Dial><Queue>`` is what an agent's leg uses to take
     the caller out of it.
     """
-    say = f"<Say language={quoteattr(_LANG.get(language, language))}>{escape(announcement)}</Say>" if announcement else ""
+    say = (
+        f"<Say language={quoteattr(_LANG.get(language, language))}>{escape(announcement)}</Say>" if announcement else ""
+    )
     if target.type == "queue":
         return _doc(f"{say}<Enqueue>{escape(target.value)}</Enqueue>")
     caller_id = f" callerId={quoteattr(target.caller_id)}" if target.caller_id else ""

@@ -66,9 +66,25 @@ def rasa_server(fr_nlu_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
     log = tmp_path_factory.mktemp("rasa") / "rasa.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(rasa_executable(RASA_VENV)), "run", "--enable-api", "--quiet", "--model", str(fr_nlu_model),
-             "--interface", "127.0.0.1", "--port", str(port), "--auth-token", token],
-            stdout=out, stderr=subprocess.STDOUT, env=rasa_environment(), start_new_session=True)
+            [
+                str(rasa_executable(RASA_VENV)),
+                "run",
+                "--enable-api",
+                "--quiet",
+                "--model",
+                str(fr_nlu_model),
+                "--interface",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--auth-token",
+                token,
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=rasa_environment(),
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -104,14 +120,26 @@ def serve(tmp_path: Path, joe_voice: Path) -> Iterator[Callable[..., Server]]:
     def start(**env: str) -> Server:
         port = free_port()
         data_dir = tmp_path / f"data-{port}"
-        environ = {**os.environ, "CALLBOT_PORT": str(port), "CALLBOT_DATA_DIR": str(data_dir),
-                   "CALLBOT_BOT_DIR": str(ROOT / "bots" / "fr"), "CALLBOT_MODELS_DIR": str(tmp_path / "models"),
-                   "CALLBOT_TTS_FALLBACK_VOICE": str(joe_voice), "CALLBOT_RASA_URL": "http://127.0.0.1:9",
-                   "CALLBOT_RASA_VENV": str(RASA_VENV), **env}
+        environ = {
+            **os.environ,
+            "CALLBOT_PORT": str(port),
+            "CALLBOT_DATA_DIR": str(data_dir),
+            "CALLBOT_BOT_DIR": str(ROOT / "bots" / "fr"),
+            "CALLBOT_MODELS_DIR": str(tmp_path / "models"),
+            "CALLBOT_TTS_FALLBACK_VOICE": str(joe_voice),
+            "CALLBOT_RASA_URL": "http://127.0.0.1:9",
+            "CALLBOT_RASA_VENV": str(RASA_VENV),
+            **env,
+        }
         log = tmp_path / f"server-{port}.log"
         with log.open("wb") as out:
-            process = subprocess.Popen([sys.executable, "-m", "callbot.cli", "serve"], cwd=ROOT, env=environ,
-                                       stdout=out, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "callbot.cli", "serve"],
+                cwd=ROOT,
+                env=environ,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         server = Server(f"http://127.0.0.1:{port}", process, log, data_dir)
         servers.append(server)
         deadline = time.monotonic() + 120
@@ -137,8 +165,9 @@ def serve(tmp_path: Path, joe_voice: Path) -> Iterator[Callable[..., Server]]:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database for one test, dropped afterwards."""
-    admin = sa.create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"),
-                             isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(
+        POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
     name = f"callbot_test_{uuid.uuid4().hex[:12]}"
     try:
         with admin.connect() as conn:

@@ -19,14 +19,28 @@ from callbot.settings import Settings
 from telephony.twilio_media import MAX_PROTOCOL_ERRORS
 from tests.conftest import ROOT
 
-START = {"event": "start", "sequenceNumber": "1", "streamSid": "MZ" + "a" * 32,
-         "start": {"streamSid": "MZ" + "a" * 32, "callSid": "CA" + "b" * 32, "tracks": ["inbound"],
-                   "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}
+START = {
+    "event": "start",
+    "sequenceNumber": "1",
+    "streamSid": "MZ" + "a" * 32,
+    "start": {
+        "streamSid": "MZ" + "a" * 32,
+        "callSid": "CA" + "b" * 32,
+        "tracks": ["inbound"],
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1},
+    },
+}
 
 
 def settings(tmp_path: Path, joe_voice: Path, **overrides: object) -> Settings:
-    return Settings(data_dir=tmp_path / "data", models_dir=tmp_path / "models", bot_dir=ROOT / "bots" / "fr",
-                    tts_fallback_voice=joe_voice, rasa_url="http://127.0.0.1:9", **overrides)
+    return Settings(
+        data_dir=tmp_path / "data",
+        models_dir=tmp_path / "models",
+        bot_dir=ROOT / "bots" / "fr",
+        tts_fallback_voice=joe_voice,
+        rasa_url="http://127.0.0.1:9",
+        **overrides,
+    )
 
 
 @pytest.fixture
@@ -95,8 +109,16 @@ def test_bad_messages_are_rejected_one_by_one_and_the_call_goes_on(client, caplo
     rejections = [r.getMessage() for r in caplog.records if "rejected media stream message" in r.getMessage()]
     assert len(rejections) == 8
     assert all(f"[call {call_id}]" in line for line in rejections)
-    for expected in ("not JSON", "not a JSON object", "before 'start'", "unknown event 'teleport'",
-                     "not valid base64", "exceeds", "binary WebSocket frame", "invalid DTMF digit"):
+    for expected in (
+        "not JSON",
+        "not a JSON object",
+        "before 'start'",
+        "unknown event 'teleport'",
+        "not valid base64",
+        "exceeds",
+        "binary WebSocket frame",
+        "invalid DTMF digit",
+    ):
         assert any(expected in line for line in rejections), expected
     call = finished_call(client, call_id)
     assert call["outcome"] == "hangup"
@@ -105,7 +127,10 @@ def test_bad_messages_are_rejected_one_by_one_and_the_call_goes_on(client, caplo
 
 def test_a_flood_of_bad_messages_is_cut_off_without_affecting_the_next_call(client):
     call_id = new_call(client)
-    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(f"/twilio/media/{call_id}") as ws:
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        client.websocket_connect(f"/twilio/media/{call_id}") as ws,
+    ):
         for _ in range(MAX_PROTOCOL_ERRORS):
             ws.send_text("garbage")
         ws.receive_text()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
 
 from routing.bot_config import load_bot_config
 from tests.conftest import ROOT, Server, speech_clip
@@ -21,7 +20,12 @@ BOT = load_bot_config(ROOT / "bots" / "fr")
 def place_call(server: Server, audio: Path, *args: str, timeout: float = 120) -> dict:
     completed = subprocess.run(
         [sys.executable, "-m", "callbot.cli", "call", str(audio), "--url", server.url, "--json", *args],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT, check=False)
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        check=False,
+    )
     assert completed.returncode == 0, f"{completed.stderr}\n--- server ---\n{server.logs()[-3000:]}"
     return json.loads(completed.stdout)
 
@@ -55,8 +59,17 @@ def test_keypad_call_without_speech_model_is_greeted_and_transferred(serve, tmp_
     assert "callbot models pull fr" in health["components"]["asr"]["detail"]
 
     bot_wav = tmp_path / "bot.wav"
-    report = place_call(server, silence_wav(tmp_path / "caller.wav"), "--dtmf", "0", "--barge-in",
-                        "--auth-token", "test-token-not-a-secret", "--out", str(bot_wav))
+    report = place_call(
+        server,
+        silence_wav(tmp_path / "caller.wav"),
+        "--dtmf",
+        "0",
+        "--barge-in",
+        "--auth-token",
+        "test-token-not-a-secret",
+        "--out",
+        str(bot_wav),
+    )
 
     assert report["outcome"] == "transfer"
     zero = BOT.menu["0"].action

@@ -28,8 +28,12 @@ ListenerEvent = TranscriptPartial | TranscriptFinal | RecognitionFailed
 
 
 class Listener:
-    def __init__(self, recognizer: VoskRecognizer, emit: Callable[[ListenerEvent], Awaitable[None]],
-                 log: logging.LoggerAdapter[logging.Logger]) -> None:
+    def __init__(
+        self,
+        recognizer: VoskRecognizer,
+        emit: Callable[[ListenerEvent], Awaitable[None]],
+        log: logging.LoggerAdapter[logging.Logger],
+    ) -> None:
         self._recognizer = recognizer
         self._emit = emit
         self._log = log

@@ -21,8 +21,8 @@ from routing.decision import (
     CallerEvent,
     CallState,
     Decision,
-    Heard,
     Hangup,
+    Heard,
     NluDown,
     Overflow,
     Pressed,
@@ -106,6 +106,7 @@ class CallSession:
         if self._listener is not None:
             await self._listener.close()
             rec = self._listener.recognizer
+            self.res.metrics.engine_cpu.labels("vosk").inc(rec.cpu_seconds)
             if rec.audio_seconds > 0:
                 self.res.metrics.asr_rtf.observe(rec.cpu_seconds / rec.audio_seconds)
         await self.player.stop()
@@ -153,9 +154,15 @@ class CallSession:
         if first is not None:
             self.first_audio_ms = (first - self._started_at) * 1000
             self.res.metrics.first_audio.observe(first - self._started_at)
-        self.turns.add(TurnRecord("bot", text, action="greeting",
-                                  decision={"rule": "greeting", "speech": self.res.asr is not None},
-                                  latency_ms=self.first_audio_ms))
+        self.turns.add(
+            TurnRecord(
+                "bot",
+                text,
+                action="greeting",
+                decision={"rule": "greeting", "speech": self.res.asr is not None},
+                latency_ms=self.first_audio_ms,
+            )
+        )
 
     async def _next_event(self) -> SessionEvent | Silence:
         quiet_since = time.monotonic()
@@ -217,11 +224,19 @@ class CallSession:
             self.log.error("NLU answered badly for %r: %s", final.text, exc)
             self.turns.add(TurnRecord("caller", final.text, decision={"nlu_error": str(exc)}))
             return NluDown(final.text, str(exc))
-        self.turns.add(TurnRecord(
-            "caller", final.text, intent=nlu.intent, confidence=nlu.confidence, entities=nlu.entity_map,
-            decision={"ranking": [[name, round(conf, 4)] for name, conf in nlu.ranking[:3]],
-                      "words": [[w.word, w.start, w.end, w.conf] for w in final.words]},
-        ))
+        self.turns.add(
+            TurnRecord(
+                "caller",
+                final.text,
+                intent=nlu.intent,
+                confidence=nlu.confidence,
+                entities=nlu.entity_map,
+                decision={
+                    "ranking": [[name, round(conf, 4)] for name, conf in nlu.ranking[:3]],
+                    "words": [[w.word, w.start, w.end, w.conf] for w in final.words],
+                },
+            )
+        )
         return Heard(nlu)
 
     async def _carry_out(self, decision: Decision, started: float) -> None:
@@ -236,8 +251,9 @@ class CallSession:
         latency_ms = (first - started) * 1000 if first is not None else None
         if latency_ms is not None:
             self.res.metrics.turn_latency.observe(latency_ms / 1000)
-        self.turns.add(TurnRecord("bot", decision.text, action=decision.action, decision=decision.why,
-                                  latency_ms=latency_ms))
+        self.turns.add(
+            TurnRecord("bot", decision.text, action=decision.action, decision=decision.why, latency_ms=latency_ms)
+        )
         if isinstance(decision, ENDS_CALL):
             # let the announcement play out before the provider takes the call over
             await self.player.wait_idle(timeout=30)
@@ -248,6 +264,7 @@ class CallSession:
         if tts is None:
             return None
         generation = self._speech_gen
+        cpu_before = tts.cpu_seconds
         first = self.player.first_frame()
         chunks: Iterator[bytes] = tts.speak(text)
         try:
@@ -262,6 +279,7 @@ class CallSession:
             if self.outcome is None:
                 self.outcome = self._transfer_outcome(self.bot.default_queue, "tts_error")
         self.player.end_of_utterance()
+        self.res.metrics.engine_cpu.labels("piper").inc(max(tts.cpu_seconds - cpu_before, 0.0))
         try:
             return await asyncio.wait_for(asyncio.shield(first), timeout=2.0)
         except TimeoutError:

@@ -16,7 +16,7 @@ class TurnLog:
         self._log = log
         self._pending: list[TurnRecord] = []
         self._lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[bool]] = set()
         self.turns: list[TurnRecord] = []
 
     def add(self, turn: TurnRecord) -> None:
@@ -34,8 +34,11 @@ class TurnLog:
             if await self._flush():
                 return True
             await asyncio.sleep(0.5 * (attempt + 1))
-        self._log.error("%d turns could not be stored: %s", len(self._pending),
-                        [(t.speaker, t.text) for t in self._pending])
+        self._log.error(
+            "%d turns could not be stored: %s",
+            len(self._pending),
+            [(t.speaker, t.text) for t in self._pending],
+        )
         return False
 
     async def _flush(self) -> bool:

@@ -64,9 +64,7 @@ def verify_file(path: Path, spec: ManifestFile, *, delete_on_mismatch: bool) -> 
     )
 
 
-def fetch(
-    spec: ManifestFile, downloads_dir: Path, *, timeout_s: float, progress: Progress, manual: str
-) -> Path:
+def fetch(spec: ManifestFile, downloads_dir: Path, *, timeout_s: float, progress: Progress, manual: str) -> Path:
     """Download ``spec`` (resuming a previous attempt) and return the verified file.
 
     ``manual`` is appended to network errors: how to get the file onto this machine by hand.
@@ -80,9 +78,7 @@ def fetch(
             if _transfer(client, spec, part, progress, manual):
                 break
         else:
-            raise ModelStoreError(
-                f"{spec.url} does not serve a consistent file (range requests fail). {manual}"
-            )
+            raise ModelStoreError(f"{spec.url} does not serve a consistent file (range requests fail). {manual}")
     verify_file(part, spec, delete_on_mismatch=True)
     return part
 
@@ -111,9 +107,7 @@ def _transfer(client: httpx.Client, spec: ManifestFile, part: Path, progress: Pr
                 progress(f"{spec.filename}: downloading from {spec.url}")
                 _write_body(response, part, "wb", 0, spec, progress)
             else:
-                raise ModelStoreError(
-                    f"{spec.url} answered HTTP {response.status_code}; cannot download it. {manual}"
-                )
+                raise ModelStoreError(f"{spec.url} answered HTTP {response.status_code}; cannot download it. {manual}")
     except httpx.TransportError as exc:
         raise _network_error(spec, part, exc, manual) from exc
     return True
@@ -156,11 +150,7 @@ def _write_body(
 def _network_error(spec: ManifestFile, part: Path, exc: httpx.TransportError, manual: str) -> ModelStoreError:
     host = httpx.URL(spec.url).host
     kept = part.stat().st_size if part.exists() else 0
-    resume = (
-        f" {kept} bytes were kept in {part}; run the same command again to resume the download."
-        if kept
-        else ""
-    )
+    resume = f" {kept} bytes were kept in {part}; run the same command again to resume the download." if kept else ""
     return ModelStoreError(
         f"could not download {spec.url} ({type(exc).__name__}: {exc}).{resume} This machine may be offline, "
         f"or unable to reach {host} (firewall, proxy, DNS). {manual}"

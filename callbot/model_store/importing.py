@@ -49,14 +49,10 @@ def import_model(source: Path, models_dir: Path, *, language: str | None = None)
         source = source.with_name(source.name[: -len(".json")])
     if source.name.endswith(".onnx"):
         return [_import_piper(source, models_dir, language, manifest)]
-    raise ModelStoreError(
-        f"cannot import {source}: it is not a speech model callbot knows; {_WHAT_WE_IMPORT}"
-    )
+    raise ModelStoreError(f"cannot import {source}: it is not a speech model callbot knows; {_WHAT_WE_IMPORT}")
 
 
-def _language_for(
-    name: str, kind: ModelKind, given: str | None, source: Path, config: dict[str, object] | None
-) -> str:
+def _language_for(name: str, kind: ModelKind, given: str | None, source: Path, config: dict[str, object] | None) -> str:
     if given is not None:
         return given
     inferred = infer_language(name, kind, config)
@@ -101,19 +97,13 @@ def _import_archive(
             )
         plans = []
         for root in roots:
-            name = (
-                match.model.name
-                if match is not None and len(roots) == 1
-                else _folder_name(root, staging, archive)
-            )
+            name = match.model.name if match is not None and len(roots) == 1 else _folder_name(root, staging, archive)
             given = language if language is not None else (match.language if match is not None else None)
             plans.append((root, name, _language_for(name, "asr", given, archive, None)))
         return [install_vosk_dir(root, models_dir, lang, name) for root, name, lang in plans]
 
 
-def _import_piper(
-    onnx: Path, models_dir: Path, language: str | None, manifest: Manifest | None
-) -> InstalledModel:
+def _import_piper(onnx: Path, models_dir: Path, language: str | None, manifest: Manifest | None) -> InstalledModel:
     config = read_piper_config(onnx)
     name = _voice_name(onnx)
     given = language

@@ -103,9 +103,7 @@ def installed_vosk(folder: Path, language: str) -> InstalledModel:
 
 def installed_piper(onnx: Path, language: str) -> InstalledModel:
     size = onnx.stat().st_size + piper_config_path(onnx).stat().st_size
-    return InstalledModel(
-        language=language, kind="tts", name=onnx.name[: -len(".onnx")], path=onnx, size_bytes=size
-    )
+    return InstalledModel(language=language, kind="tts", name=onnx.name[: -len(".onnx")], path=onnx, size_bytes=size)
 
 
 def list_models(models_dir: Path) -> list[InstalledModel]:

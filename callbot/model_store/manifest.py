@@ -126,9 +126,7 @@ class Manifest(BaseModel):
         entry = self.languages.get(language)
         if entry is None:
             known = ", ".join(sorted(self.languages)) or "none"
-            raise ModelStoreError(
-                f"the model manifest has no models for language {language!r} (known: {known})"
-            )
+            raise ModelStoreError(f"the model manifest has no models for language {language!r} (known: {known})")
         return entry.models()
 
     def preferred_name(self, language: str, kind: ModelKind) -> str | None:
@@ -163,8 +161,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
         return Manifest.model_validate(raw)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or '<top>'}: {error['msg']}"
-            for error in exc.errors()
+            f"{'.'.join(str(part) for part in error['loc']) or '<top>'}: {error['msg']}" for error in exc.errors()
         )
         raise ModelStoreError(f"the model manifest {source} is invalid: {problems}") from exc
 

@@ -69,9 +69,7 @@ def pull(
     return sorted(results, key=lambda m: (m.kind, m.name))
 
 
-def _already_installed(
-    models_dir: Path, language: str, kind: ModelKind, model: ManifestModel
-) -> InstalledModel | None:
+def _already_installed(models_dir: Path, language: str, kind: ModelKind, model: ManifestModel) -> InstalledModel | None:
     if kind == "asr":
         folder = vosk_install_dir(models_dir, language, model.name)
         return installed_vosk(folder, language) if is_vosk_model_dir(folder) else None
@@ -142,9 +140,7 @@ def _pull_piper(
     manual = _manual_hint(model)
     # The config first: it is small, and an unreachable server shows up before the large download.
     ordered = sorted(model.files, key=lambda spec: not spec.filename.endswith(".json"))
-    fetched = [
-        fetch(spec, downloads, timeout_s=timeout_s, progress=report, manual=manual) for spec in ordered
-    ]
+    fetched = [fetch(spec, downloads, timeout_s=timeout_s, progress=report, manual=manual) for spec in ordered]
     try:
         with staging_dir(models_dir) as staging:
             onnx = staging / f"{model.name}.onnx"

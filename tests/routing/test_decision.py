@@ -312,9 +312,7 @@ def test_decide(
     decision, after, decisions = run(state, events)
     assert type(decision) is kind, decision
     for name, value in fields.items():
-        actual = (
-            decision.why[name.removeprefix("why.")] if name.startswith("why.") else getattr(decision, name)
-        )
+        actual = decision.why[name.removeprefix("why.")] if name.startswith("why.") else getattr(decision, name)
         assert actual == value, name
     for name, value in state_fields.items():
         assert getattr(after, name) == value, name
@@ -369,9 +367,7 @@ CONFIG_DEFECTS = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("content", "expected"), [c[1:] for c in CONFIG_DEFECTS], ids=[c[0] for c in CONFIG_DEFECTS]
-)
+@pytest.mark.parametrize(("content", "expected"), [c[1:] for c in CONFIG_DEFECTS], ids=[c[0] for c in CONFIG_DEFECTS])
 def test_bot_config_defects(tmp_path: Path, content: Any, expected: list[str]) -> None:
     if content is not None:
         text = content if isinstance(content, str) else yaml.safe_dump(content, allow_unicode=True)

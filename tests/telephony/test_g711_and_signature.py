@@ -120,7 +120,5 @@ def test_documented_example_signature() -> None:
     ],
     ids=["documented", "explicit_443", "wrong_token", "tampered_param", "none_signature", "empty_signature"],
 )
-def test_is_valid_signature(
-    token: str, url: str, params: dict[str, str], signature: str | None, valid: bool
-) -> None:
+def test_is_valid_signature(token: str, url: str, params: dict[str, str], signature: str | None, valid: bool) -> None:
     assert is_valid_signature(token, url, params, signature) is valid

@@ -16,9 +16,7 @@ from callbot.frames import AudioIn, DtmfIn, HangUp, MarkIn, StreamStart
 from telephony.g711 import ulaw_to_pcm16
 from telephony.twilio_codec import MAX_MESSAGE_CHARS, MAX_PAYLOAD_BYTES, TwilioCodec
 
-MESSAGES: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "fixtures" / "twilio_messages.json").read_text()
-)
+MESSAGES: dict[str, Any] = json.loads((Path(__file__).parent / "fixtures" / "twilio_messages.json").read_text())
 STREAM_SID = MESSAGES["start"]["streamSid"]
 MEDIA_PAYLOAD = MESSAGES["media"]["media"]["payload"]
 

