@@ -142,6 +142,7 @@ async def healthz(request: Request, response: Response) -> dict[str, Any]:
     return {
         "status": status,
         "active_calls": len(resources.active_calls),
+        "answers_cached": resources.warmed,
         "components": {name: {"state": c.state, "detail": c.detail} for name, c in components.items()},
     }
 

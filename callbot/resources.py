@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,11 @@ class Resources:
     """Decisions of recent calls, kept in memory so the <Connect action> callback works even if the DB is down."""
     active_calls: set[str] = field(default_factory=set)
     background: list[asyncio.Task[None]] = field(default_factory=list)
+    asr_pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="vosk")
+    )
+    """Vosk decoding gets its own threads, so that greetings, NLU and the database never queue behind it."""
+    warmed: bool = False
 
     async def close(self) -> None:
         for task in self.background:
@@ -52,6 +58,7 @@ class Resources:
             await self.sidecar.stop()
         await self.nlu.aclose()
         self.store.engine.dispose()
+        self.asr_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def load_resources(settings: Settings) -> Resources:
@@ -169,10 +176,10 @@ def fixed_answers(bot: BotConfig) -> list[str]:
 
 async def warm_answers(resources: Resources) -> None:
     """In the background after startup: the slot-free answers, so most turns start without synthesis delay."""
-    if resources.tts is None:
-        return
-    for text in fixed_answers(resources.bot):
-        await asyncio.to_thread(resources.tts.warm, [text])
+    if resources.tts is not None:
+        for text in fixed_answers(resources.bot):
+            await asyncio.to_thread(resources.tts.warm, [text])
+    resources.warmed = True
 
 
 async def start_nlu(resources: Resources) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from callbot.errors import SpeechEngineError
@@ -33,9 +34,11 @@ class Listener:
         recognizer: VoskRecognizer,
         emit: Callable[[ListenerEvent], Awaitable[None]],
         log: logging.LoggerAdapter[logging.Logger],
+        pool: Executor | None = None,
     ) -> None:
         self._recognizer = recognizer
         self._emit = emit
+        self._pool = pool
         self._log = log
         self._audio: asyncio.Queue[bytes | None] = asyncio.Queue()
         self._batch_bytes = int(recognizer.sample_rate * BATCH_SECONDS) * 2
@@ -76,15 +79,16 @@ class Listener:
 
     async def _run(self) -> None:
         recognizer = self._recognizer
+        loop = asyncio.get_running_loop()
         while True:
             chunk = await self._audio.get()
             try:
                 if chunk is None:
-                    final = await asyncio.to_thread(recognizer.finish)
+                    final = await loop.run_in_executor(self._pool, recognizer.finish)
                     if final is not None:
                         await self._emit(final)
                     return
-                result = await asyncio.to_thread(recognizer.accept, chunk)
+                result = await loop.run_in_executor(self._pool, recognizer.accept, chunk)
             except SpeechEngineError as exc:
                 self.failed = True
                 self._log.error("speech recognition failed, switching to the keypad menu: %s", exc)

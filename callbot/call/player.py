@@ -124,7 +124,9 @@ class Player:
                 clock_start, sent_s = now, 0.0
             ahead = sent_s - (now - clock_start)
             if ahead > self.lead_s:
-                await asyncio.sleep(ahead - self.lead_s)
+                # sleep until half the lead has played, then refill it in one burst: five times fewer
+                # wake-ups than one per frame, and still at most lead_s of audio with the peer
+                await asyncio.sleep(ahead - self.lead_s / 2)
                 continue
             item = self._frames.popleft()
             if isinstance(item, _Mark):

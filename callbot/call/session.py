@@ -64,20 +64,24 @@ class CallSession:
         self._caller_speaking = False
         self._speech_gen = 0
         self._started_at = 0.0
+        self._early_audio: list[bytes] = []
 
     # --- fed by the telephony adapter ------------------------------------------------------------------
 
     async def start(self, stream: StreamStart) -> None:
         self._started_at = time.monotonic()
+        if self.res.tts is None:
+            self.degraded.append("tts")
+        # greet first: the caller hears the bot while the recogniser is being created
+        self.player.start()
+        self._dialogue = asyncio.create_task(self._run_dialogue(), name=f"dialogue-{self.call_id}")
         if self.res.asr is not None:
-            self._listener = Listener(self.res.asr.recognizer(8000), self._events.put, self.log)
+            loop = asyncio.get_running_loop()
+            recognizer = await loop.run_in_executor(self.res.asr_pool, self.res.asr.recognizer, 8000)
+            self._listener = Listener(recognizer, self._events.put, self.log, self.res.asr_pool)
             self._listener.start()
         else:
             self.degraded.append("asr")
-        if self.res.tts is None:
-            self.degraded.append("tts")
-        self.player.start()
-        self._dialogue = asyncio.create_task(self._run_dialogue(), name=f"dialogue-{self.call_id}")
         try:
             await self.res.store.mark_started(self.call_id, self.degraded)
         except StorageError as exc:
@@ -86,7 +90,12 @@ class CallSession:
 
     def feed_audio(self, pcm: bytes) -> None:
         if self._listener is not None:
+            if self._early_audio:
+                self._listener.feed(b"".join(self._early_audio))
+                self._early_audio.clear()
             self._listener.feed(pcm)
+        elif self.res.asr is not None and len(self._early_audio) < 500:  # up to 10 s while Vosk gets ready
+            self._early_audio.append(pcm)
 
     def dtmf(self, digit: str) -> None:
         self._events.put_nowait(DtmfIn(digit))
@@ -266,13 +275,16 @@ class CallSession:
         generation = self._speech_gen
         cpu_before = tts.cpu_seconds
         first = self.player.first_frame()
-        chunks: Iterator[bytes] = tts.speak(text)
+        cached = tts.cached(text)
+        chunks: Iterator[bytes | None] = iter(()) if cached is not None else tts.speak(text)
+        for chunk in cached or ():  # fixed prompts: no synthesis, no thread hop
+            self.player.enqueue(self.sink.to_line(chunk, tts.sample_rate))
         try:
             while generation == self._speech_gen:
-                chunk = await asyncio.to_thread(next, chunks, None)
-                if chunk is None or generation != self._speech_gen:
+                next_chunk = await asyncio.to_thread(next, chunks, None)
+                if next_chunk is None or generation != self._speech_gen:
                     break
-                self.player.enqueue(self.sink.to_line(chunk, tts.sample_rate))
+                self.player.enqueue(self.sink.to_line(next_chunk, tts.sample_rate))
         except SpeechEngineError as exc:
             self.log.error("speech synthesis failed: %s", exc)
             self.res.metrics.stage_failures.labels("tts").inc()

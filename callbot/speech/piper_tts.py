@@ -62,6 +62,15 @@ class PiperSpeaker:
         with self._lock:
             return text in self._cache
 
+    def cached(self, text: str) -> tuple[bytes, ...] | None:
+        """The audio of ``text`` if it is cached (counted as a hit), else None."""
+        with self._lock:
+            chunks = self._cache.get(text)
+            if chunks is not None:
+                self._cache.move_to_end(text)
+                self.cache_hits += 1
+            return chunks
+
     def _synthesize(self, text: str) -> Iterator[bytes]:
         chunks = iter(self._voice.synthesize(text))
         while True:
