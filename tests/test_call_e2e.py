@@ -156,3 +156,13 @@ def test_rasa_down_sends_the_caller_to_the_default_queue(serve, ko_model):
     assert last["decision"]["rule"] == "nlu_unavailable"
     assert last["text"] == BOT.prompts.technical_issue
     assert "[call " in server.logs() and "NLU unavailable" in server.logs()
+
+
+def test_a_call_is_stored_in_postgresql(serve, tmp_path, postgres_url):
+    server = serve(CALLBOT_DATABASE_URL=postgres_url)
+    report = place_call(server, silence_wav(tmp_path / "caller.wav"), "--dtmf", "0", "--barge-in")
+    assert report["outcome"] == "transfer"
+    call = httpx.get(f"{server.url}/api/calls/{report['call_id']}").json()
+    assert call["status"] == "completed"
+    assert [t["speaker"] for t in call["turns"]] == ["bot", "dtmf", "bot"]
+    assert httpx.get(f"{server.url}/healthz").json()["components"]["database"]["detail"].startswith("postgresql")
