@@ -7,7 +7,9 @@ VENV := .venv
 RASA_VENV := .venv-rasa
 BIN := $(VENV)/bin
 BOT ?= bots/fr
-PY310 ?= $(shell command -v python3.10 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.10.*/bin/python 2>/dev/null | tail -n 1)
+# Python 3.10 for Rasa: the first candidate that really runs as 3.10 (a pyenv shim on PATH may not)
+PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10.*/bin/python; do \
+  [ -x "$$p" ] && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$p"; break; }; done)
 
 .PHONY: setup run test lint format models nlu-train bench clean
 
