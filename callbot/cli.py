@@ -55,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--bot", type=Path)
     train.add_argument("--force", action="store_true", help="train even if an up-to-date model exists")
     train.set_defaults(run=_nlu_train)
+    evaluate = nlu.add_parser("evaluate", help="measure the NLU: accuracy, macro-F1, out-of-scope rejection")
+    evaluate.add_argument("--bot", type=Path, help="cross-validate this bot's nlu.yml with its config and policy")
+    evaluate.add_argument("--train", type=Path, help="training data (Rasa YAML or CSV text,label)")
+    evaluate.add_argument("--test", type=Path, help="test data (Rasa YAML or CSV text,label)")
+    evaluate.add_argument("--config", type=Path, help="Rasa pipeline to evaluate (default: the bot's config.yml)")
+    evaluate.add_argument("--folds", type=int, default=5)
+    evaluate.add_argument(
+        "--off-topic", type=Path, help="off-topic sentences, one per line (default: the bot's tests/out_of_scope.txt)"
+    )
+    evaluate.add_argument("--report", type=Path, help="write the full report as JSON")
+    evaluate.set_defaults(run=_nlu_evaluate)
 
     call = commands.add_parser("call", help="place a simulated Twilio call against a running server")
     call.add_argument("audio", type=Path, help="WAV file the caller says (any rate; converted to 8 kHz mu-law)")
@@ -104,6 +115,8 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=settings.log_level.lower(),
         proxy_headers=True,
         ws_max_size=256 * 1024,
+        # media messages are base64 audio: compression costs CPU on every 20 ms frame for almost no gain
+        ws_per_message_deflate=False,
     )
     return 0
 
@@ -142,6 +155,29 @@ def _nlu_train(args: argparse.Namespace) -> int:
     result = train(settings.bot_dir, settings.models_dir, settings.rasa_venv, force=args.force)
     state = "up to date" if result.skipped else f"trained in {result.seconds:.0f} s"
     print(f"{result.model_path} ({state}); a running `callbot serve` loads it within seconds")
+    return 0
+
+
+def _nlu_evaluate(args: argparse.Namespace) -> int:
+    from nlu.evaluation_report import EvaluationRequest, format_report, run_evaluation
+
+    settings = Settings()
+    if args.bot is None and (args.train is None or args.test is None):
+        args.bot = settings.bot_dir
+    request = EvaluationRequest(
+        args.bot,
+        args.train,
+        args.test,
+        args.config,
+        args.folds,
+        args.off_topic,
+        settings.models_dir,
+        settings.rasa_venv,
+    )
+    report = run_evaluation(request)
+    print(format_report(report))
+    if args.report:
+        args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0
 
 

@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from callbot.engine_threads import engine_pool
 from callbot.errors import CallbotError, ModelMissingError
 from callbot.metrics import Metrics
 from callbot.model_store import find_piper_voice, find_vosk_model
@@ -45,10 +46,9 @@ class Resources:
     """Decisions of recent calls, kept in memory so the <Connect action> callback works even if the DB is down."""
     active_calls: set[str] = field(default_factory=set)
     background: list[asyncio.Task[None]] = field(default_factory=list)
-    asr_pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=16, thread_name_prefix="vosk")
-    )
+    asr_pool: ThreadPoolExecutor = field(default_factory=lambda: engine_pool("vosk", 16))
     """Vosk decoding gets its own threads, so that greetings, NLU and the database never queue behind it."""
+    tts_pool: ThreadPoolExecutor = field(default_factory=lambda: engine_pool("piper", 4))
     warmed: bool = False
 
     async def close(self) -> None:
@@ -59,6 +59,7 @@ class Resources:
         await self.nlu.aclose()
         self.store.engine.dispose()
         self.asr_pool.shutdown(wait=False, cancel_futures=True)
+        self.tts_pool.shutdown(wait=False, cancel_futures=True)
 
 
 def load_resources(settings: Settings) -> Resources:
@@ -68,8 +69,10 @@ def load_resources(settings: Settings) -> Resources:
     engine = make_engine(settings.effective_database_url)
     migrate(engine)
     health = {"database": Component("up", engine.url.render_as_string(hide_password=True))}
-    asr, health["asr"] = _load_asr(settings, bot.language)
-    tts, health["tts"] = _load_tts(settings, bot.language)
+    # each engine is loaded in its own named pool: threads it starts carry the engine's name
+    asr_pool, tts_pool = engine_pool("vosk", 16), engine_pool("piper", 4)
+    asr, health["asr"] = asr_pool.submit(_load_asr, settings, bot.language).result()
+    tts, health["tts"] = tts_pool.submit(_load_tts, settings, bot.language).result()
     token: str | None = None
     sidecar: RasaSidecar | None = None
     if settings.rasa_url:
@@ -98,6 +101,8 @@ def load_resources(settings: Settings) -> Resources:
         tts=tts,
         sidecar=sidecar,
         health=health,
+        asr_pool=asr_pool,
+        tts_pool=tts_pool,
     )
 
 
@@ -161,7 +166,7 @@ def warm_prompts(resources: Resources) -> None:
         f"{prompts.greeting} {prompts.menu}",
         f"{prompts.menu_invalid} {prompts.menu}",
     ]
-    resources.tts.warm(texts)
+    resources.tts_pool.submit(resources.tts.warm, texts).result()
 
 
 def fixed_answers(bot: BotConfig) -> list[str]:
@@ -178,7 +183,7 @@ async def warm_answers(resources: Resources) -> None:
     """In the background after startup: the slot-free answers, so most turns start without synthesis delay."""
     if resources.tts is not None:
         for text in fixed_answers(resources.bot):
-            await asyncio.to_thread(resources.tts.warm, [text])
+            await asyncio.get_running_loop().run_in_executor(resources.tts_pool, resources.tts.warm, [text])
     resources.warmed = True
 
 

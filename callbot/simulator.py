@@ -257,7 +257,7 @@ class SimulatedCall:
         if self.auth_token:
             headers["X-Twilio-Signature"] = compute_signature(self.auth_token, url, None)
         stream_sid = "MZ" + secrets.token_hex(16)
-        async with websockets.connect(url, additional_headers=headers, max_size=2**20) as ws:
+        async with websockets.connect(url, additional_headers=headers, max_size=2**20, compression=None) as ws:
             playback = _Playback(ws, stream_sid, self.speed, self.report)
             await ws.send(json.dumps({"event": "connected", "protocol": "Call", "version": "1.0.0"}))
             await ws.send(json.dumps(self._start(stream_sid, custom)))

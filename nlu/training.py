@@ -86,26 +86,33 @@ def train(bot_dir: Path, models_dir: Path, rasa_venv: Path, *, force: bool = Fal
     target = model_path_for(bot_dir, models_dir)
     if target.is_file() and not force:
         return TrainResult(target, skipped=True, seconds=0.0)
+    seconds = train_files(bot_dir / "config.yml", bot_dir / "nlu.yml", target, rasa_venv)
+    return TrainResult(target, skipped=False, seconds=seconds)
+
+
+def train_files(config: Path, nlu_file: Path, target: Path, rasa_venv: Path) -> float:
+    """Train ``nlu_file`` with ``config`` into the model archive ``target``; the training time in seconds."""
+    target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     command = [
         str(rasa_executable(rasa_venv)),
         "train",
         "nlu",
         "--config",
-        str(bot_dir / "config.yml"),
+        str(config.resolve()),
         "--nlu",
-        str(bot_dir / "nlu.yml"),
+        str(nlu_file.resolve()),
         "--out",
         str(target.parent),
         "--fixed-model-name",
         target.name.removesuffix(".tar.gz"),
     ]
-    started = time.perf_counter()
     # Rasa keeps a training cache in its working directory: keep it out of the operators' bot folder
-    cache = models_dir / "nlu" / ".rasa-work"
+    cache = target.parent / ".rasa-work"
     cache.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, env=rasa_environment(), cwd=cache, check=False)
     if completed.returncode != 0 or not target.is_file():
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
-        raise TrainingError(f"rasa train nlu failed for {bot_dir} (exit {completed.returncode}):\n{tail}")
-    return TrainResult(target, skipped=False, seconds=time.perf_counter() - started)
+        raise TrainingError(f"rasa train nlu failed for {nlu_file} (exit {completed.returncode}):\n{tail}")
+    return time.perf_counter() - started

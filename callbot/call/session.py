@@ -275,13 +275,14 @@ class CallSession:
         generation = self._speech_gen
         cpu_before = tts.cpu_seconds
         first = self.player.first_frame()
+        loop = asyncio.get_running_loop()
         cached = tts.cached(text)
         chunks: Iterator[bytes | None] = iter(()) if cached is not None else tts.speak(text)
         for chunk in cached or ():  # fixed prompts: no synthesis, no thread hop
             self.player.enqueue(self.sink.to_line(chunk, tts.sample_rate))
         try:
             while generation == self._speech_gen:
-                next_chunk = await asyncio.to_thread(next, chunks, None)
+                next_chunk = await loop.run_in_executor(self.res.tts_pool, next, chunks, None)
                 if next_chunk is None or generation != self._speech_gen:
                     break
                 self.player.enqueue(self.sink.to_line(next_chunk, tts.sample_rate))

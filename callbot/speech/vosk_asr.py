@@ -44,11 +44,12 @@ class VoskRecognizer:
     def __init__(self, model: Any, sample_rate: int) -> None:
         import vosk
 
+        started = time.thread_time()
         self._rec = vosk.KaldiRecognizer(model, sample_rate)
         self._rec.SetWords(True)
         self.sample_rate = sample_rate
         self.audio_seconds = 0.0
-        self.cpu_seconds = 0.0
+        self.cpu_seconds = time.thread_time() - started  # creating a recogniser is Vosk work too
         self._last_partial = ""
 
     def accept(self, pcm: bytes) -> TranscriptPartial | TranscriptFinal | None:
@@ -72,10 +73,13 @@ class VoskRecognizer:
 
     def finish(self) -> TranscriptFinal | None:
         """Flush the last utterance when the audio ends without an endpoint."""
+        started = time.thread_time()
         try:
             result = json.loads(self._rec.FinalResult())
         except Exception as exc:
             raise SpeechEngineError(f"Vosk failed to finalise: {exc}") from exc
+        finally:
+            self.cpu_seconds += time.thread_time() - started
         final = _final(result)
         return final if final.text else None
 
