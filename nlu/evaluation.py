@@ -1,27 +1,30 @@
 """Measuring an NLU pipeline: cross-validation or a held-out test set, the confidence policy, off-topic rejection.
 
-Training and parsing run in the Rasa virtualenv (``rasa train nlu`` and ``nlu/rasa_batch.py``); the scoring is
-ours, so the figures mean the same thing for every pipeline compared.
+Training runs ``rasa train nlu`` in the Rasa virtualenv and parsing goes through a real Rasa server over HTTP, as
+in the service, so load time and parse latency are the ones callers get; the scoring is ours, so the figures mean
+the same thing for every pipeline compared.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import socket
 import statistics
-import subprocess
 import tempfile
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from callbot.errors import TrainingError
-from nlu.training import rasa_environment, train_files
+from callbot.frames import NluResult
+from nlu.client import CircuitBreaker, RasaClient
+from nlu.sidecar import RasaSidecar
+from nlu.training import train_files
 from nlu.training_data import Example, TrainingData, stratified_folds, write_rasa_yaml
 
 OUT_OF_SCOPE = "out_of_scope"
 REJECTED = OUT_OF_SCOPE  # what the dialogue does with a rejected utterance: treat it as not understood
-_BATCH = Path(__file__).with_name("rasa_batch.py")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,45 +66,46 @@ class Timings:
         }
 
 
-def parse_batch(model: Path, texts: list[str], rasa_venv: Path) -> tuple[list[dict[str, Any]], float]:
-    """Parse ``texts`` with ``model`` in the Rasa virtualenv; the results and the model load time."""
-    stdin = "".join(json.dumps(text, ensure_ascii=False) + "\n" for text in texts)
-    completed = subprocess.run(
-        [str(rasa_venv / "bin" / "python"), str(_BATCH), str(model)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=rasa_environment(),
-        check=False,
-    )
-    lines = [line for line in completed.stdout.splitlines() if line.startswith("{")]
-    if completed.returncode != 0 or len(lines) != len(texts) + 1:
-        tail = "\n".join(completed.stderr.strip().splitlines()[-10:])
-        raise TrainingError(f"parsing with {model.name} failed (exit {completed.returncode}):\n{tail}")
-    first = json.loads(lines[0])
-    return [json.loads(line) for line in lines[1:]], float(first["load_seconds"])
+def parse_batch(model: Path, texts: list[str], rasa_venv: Path) -> tuple[list[NluResult], list[float], float]:
+    """Parse ``texts`` with ``model`` on a real Rasa server, as the service does: results, per-text latency
+    (HTTP round trip, ms) and the time the server took to start and load the model (s)."""
+    return asyncio.run(_parse_on_server(model, texts, rasa_venv))
+
+
+async def _parse_on_server(
+    model: Path, texts: list[str], rasa_venv: Path
+) -> tuple[list[NluResult], list[float], float]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    with tempfile.TemporaryDirectory(prefix="callbot-eval-rasa-") as work:
+        sidecar = RasaSidecar(rasa_venv, model, port, Path(work) / "rasa.log", start_timeout_s=600)
+        started = time.perf_counter()
+        await sidecar.start()
+        load_seconds = time.perf_counter() - started
+        client = RasaClient(sidecar.url, timeout_s=30, token=sidecar.token, breaker=CircuitBreaker(threshold=10**9))
+        try:
+            results, latencies = [], []
+            for text in texts:
+                begun = time.perf_counter()
+                results.append(await client.parse(text))
+                latencies.append((time.perf_counter() - begun) * 1000)
+        finally:
+            await client.aclose()
+            await sidecar.stop()
+    return results, latencies, load_seconds
 
 
 def predict(model: Path, examples: tuple[Example, ...], rasa_venv: Path, timings: Timings) -> list[Prediction]:
-    results, load_seconds = parse_batch(model, [e.text for e in examples], rasa_venv)
+    results, latencies, load_seconds = parse_batch(model, [e.text for e in examples], rasa_venv)
     timings.load_seconds.append(load_seconds)
-    predictions = []
-    for example, result in zip(examples, results, strict=True):
-        ranking = result["ranking"]
-        margin = ranking[0][1] - ranking[1][1] if len(ranking) > 1 else result["confidence"]
-        timings.parse_ms.append(result["parse_ms"])
-        predictions.append(
-            Prediction(
-                example.text,
-                example.intent,
-                result["intent"],
-                result["confidence"],
-                margin,
-                result["parse_ms"],
-                tuple((e[0], e[1]) for e in result["entities"]),
-            )
+    timings.parse_ms += latencies
+    return [
+        Prediction(
+            example.text, example.intent, result.intent, result.confidence, result.margin, latency, result.entities
         )
-    return predictions
+        for example, result, latency in zip(examples, results, latencies, strict=True)
+    ]
 
 
 def train_and_predict(

@@ -18,8 +18,8 @@ from nlu.evaluation import (
     suggest_policy,
     train_and_predict,
 )
-from nlu.training import train
-from nlu.training_data import Example, TrainingData, load_training_data
+from nlu.training import pipeline_language, train
+from nlu.training_data import Example, TrainingData, load_training_data, with_digits
 from routing.bot_config import load_bot_config
 
 
@@ -44,9 +44,10 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
         nlu = load_bot_config(request.bot_dir).nlu
         policy = Policy(nlu.threshold, nlu.ambiguity_margin)
     timings = Timings()
+    language = pipeline_language(config)
     if request.train_file is not None and request.test_file is not None:
-        data = load_training_data(request.train_file)
-        test = load_training_data(request.test_file)
+        data = with_digits(load_training_data(request.train_file), language)
+        test = with_digits(load_training_data(request.test_file), language)
         predictions = train_and_predict(data, test.examples, config, request.rasa_venv, timings)
         method: dict[str, Any] = {
             "method": "held-out test set",
@@ -54,7 +55,7 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
             "test": str(request.test_file),
         }
     elif request.bot_dir is not None:
-        data = load_training_data(request.bot_dir / "nlu.yml")
+        data = with_digits(load_training_data(request.bot_dir / "nlu.yml"), language)
         predictions = cross_validate(data, request.folds, config, request.rasa_venv, timings)
         method = {"method": f"{request.folds}-fold stratified cross-validation", "data": str(request.bot_dir)}
     else:
@@ -73,19 +74,17 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
     if off_topic is None and request.bot_dir is not None and (request.bot_dir / "tests/out_of_scope.txt").is_file():
         off_topic = request.bot_dir / "tests" / "out_of_scope.txt"
     if off_topic is not None:
-        report["off_topic"] = _off_topic(off_topic, request, data, config, policy)
+        report["off_topic"] = _off_topic(off_topic, request, data, config, policy, language)
     return report
 
 
 def _off_topic(
-    path: Path, request: EvaluationRequest, data: TrainingData, config: Path, policy: Policy
+    path: Path, request: EvaluationRequest, data: TrainingData, config: Path, policy: Policy, language: str
 ) -> dict[str, Any]:
     """Off-topic sentences against a model trained on all the data (the bot's own model when there is one)."""
-    sentences = tuple(
-        Example(line.strip(), "out_of_scope", line.strip())
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    )
+    lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    off_topic = TrainingData(tuple(Example(line, "out_of_scope", line) for line in lines))
+    sentences = with_digits(off_topic, language).examples
     timings = Timings()
     if request.bot_dir is not None and request.config is None:
         model = train(request.bot_dir, request.models_dir, request.rasa_venv).model_path

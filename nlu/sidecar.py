@@ -32,6 +32,7 @@ class RasaSidecar:
         self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
         self._supervisor: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
         self._stopping = False
 
     @property
@@ -89,10 +90,37 @@ class RasaSidecar:
         self.state = "down"
         raise NluError(f"Rasa did not become ready within {self.start_timeout_s:.0f} s; see {self.log_path}")
 
-    def supervise(self) -> None:
-        """Watch the process in the background and restart it if it dies."""
+    def supervise(self, probe_every_s: float = 10.0, probe_failures: int = 3) -> None:
+        """Watch the process in the background: restart it if it dies, or if it stops answering
+        ``probe_failures`` health probes in a row while alive (hung)."""
         if self._supervisor is None:
             self._supervisor = asyncio.create_task(self._watch(), name="rasa-sidecar-supervisor")
+            self._prober = asyncio.create_task(self._probe(probe_every_s, probe_failures), name="rasa-sidecar-probe")
+
+    async def _probe(self, every_s: float, failures_allowed: int) -> None:
+        failures = 0
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            while not self._stopping:
+                await asyncio.sleep(every_s)
+                if self.state != "up" or self._process is None or self._process.returncode is not None:
+                    failures = 0
+                    continue
+                try:
+                    response = await http.get(f"{self.url}/status", params={"token": self.token})
+                    response.raise_for_status()
+                    failures = 0
+                except httpx.HTTPError as exc:
+                    failures += 1
+                    log.warning(
+                        "Rasa sidecar health probe failed (%d/%d): %s",
+                        failures,
+                        failures_allowed,
+                        exc.__class__.__name__,
+                    )
+                    if failures >= failures_allowed:
+                        log.error("Rasa sidecar is alive but not answering; killing it to restart it")
+                        self._process.kill()  # the supervisor sees the exit and restarts it
+                        failures = 0
 
     async def _watch(self) -> None:
         backoff = 1.0
@@ -118,10 +146,11 @@ class RasaSidecar:
 
     async def stop(self) -> None:
         self._stopping = True
-        if self._supervisor is not None:
-            self._supervisor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._supervisor
+        for task in (self._supervisor, self._prober):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._terminate()
         self.state = "stopped"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ import yaml
 from callbot.errors import ConfigError, TrainingError
 
 TRAINING_FILES = ("config.yml", "nlu.yml")
+PREPROCESSING = "digits-v1"
+"""Changes when the way examples are prepared for training changes (so models are retrained)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,7 @@ def check_training_files(bot_dir: Path) -> None:
 
 
 def fingerprint(bot_dir: Path) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(PREPROCESSING.encode())
     for name in TRAINING_FILES:
         digest.update(name.encode())
         digest.update((bot_dir / name).read_bytes())
@@ -86,8 +89,24 @@ def train(bot_dir: Path, models_dir: Path, rasa_venv: Path, *, force: bool = Fal
     target = model_path_for(bot_dir, models_dir)
     if target.is_file() and not force:
         return TrainResult(target, skipped=True, seconds=0.0)
-    seconds = train_files(bot_dir / "config.yml", bot_dir / "nlu.yml", target, rasa_venv)
+    from nlu.training_data import load_training_data, with_digits, write_rasa_yaml
+
+    config = bot_dir / "config.yml"
+    data = with_digits(load_training_data(bot_dir / "nlu.yml"), pipeline_language(config))
+    with tempfile.TemporaryDirectory(prefix="callbot-train-") as work:
+        nlu_file = Path(work) / "nlu.yml"
+        write_rasa_yaml(data, nlu_file)
+        seconds = train_files(config, nlu_file, target, rasa_venv)
     return TrainResult(target, skipped=False, seconds=seconds)
+
+
+def pipeline_language(config: Path) -> str:
+    """The ``language`` of a Rasa pipeline config."""
+    document = yaml.safe_load(config.read_text(encoding="utf-8"))
+    language = document.get("language") if isinstance(document, dict) else None
+    if not isinstance(language, str):
+        raise ConfigError(f"{config}: 'language' is missing; set it to the bot's language, e.g. 'language: fr'")
+    return language
 
 
 def train_files(config: Path, nlu_file: Path, target: Path, rasa_venv: Path) -> float:

@@ -13,7 +13,9 @@ from typing import Any
 import yaml
 
 from callbot.errors import ConfigError
+from nlu.spoken_numbers import digits_from_speech
 
+_ANNOTATION_SPAN = re.compile(r"\[([^\]]+)\](\([^)]+\)|\{[^}]*\})")
 _ANNOTATION = re.compile(r"\[([^\]]+)\]\((?:[^)]+)\)|\[([^\]]+)\]\{[^}]*\}")
 
 
@@ -87,6 +89,35 @@ def _load_csv(path: Path) -> TrainingData:
 def _escape(text: str) -> str:
     # brackets and braces would be read as entity annotations by Rasa
     return text.replace("[", "(").replace("]", ")").replace("{", "(").replace("}", ")")
+
+
+def with_digits(data: TrainingData, language: str) -> TrainingData:
+    """Training examples as the NLU sees callers at run time: spoken numbers rewritten as digits (inside entity
+    annotations too), so that what the model learns matches what it will be given."""
+    examples = tuple(
+        Example(digits_from_speech(e.text, language), e.intent, _annotated_with_digits(e.annotated, language))
+        for e in data.examples
+    )
+    return TrainingData(examples, data.extras)
+
+
+def _annotated_with_digits(annotated: str, language: str) -> str:
+    def rewrite(segment: str) -> str:
+        core = segment.strip()
+        if not core:
+            return segment
+        lead = segment[: len(segment) - len(segment.lstrip())]
+        trail = segment[len(segment.rstrip()) :]
+        return lead + digits_from_speech(core, language) + trail
+
+    pieces: list[str] = []
+    position = 0
+    for match in _ANNOTATION_SPAN.finditer(annotated):
+        pieces.append(rewrite(annotated[position : match.start()]))
+        pieces.append(f"[{rewrite(match.group(1))}]{match.group(2)}")
+        position = match.end()
+    pieces.append(rewrite(annotated[position:]))
+    return "".join(pieces)
 
 
 def write_rasa_yaml(data: TrainingData, path: Path) -> None:

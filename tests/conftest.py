@@ -58,12 +58,10 @@ def fr_nlu_model() -> Path:
     return train(ROOT / "bots" / "fr", ROOT / "models", RASA_VENV).model_path
 
 
-@pytest.fixture(scope="session")
-def rasa_server(fr_nlu_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """A real ``rasa run --enable-api`` serving the French model: (url, token)."""
+def run_rasa(model: Path, log: Path) -> Iterator[tuple[str, str]]:
+    """A real ``rasa run --enable-api`` serving ``model``: (url, token), stopped afterwards."""
     port = free_port()
     token = uuid.uuid4().hex
-    log = tmp_path_factory.mktemp("rasa") / "rasa.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
@@ -72,7 +70,7 @@ def rasa_server(fr_nlu_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
                 "--enable-api",
                 "--quiet",
                 "--model",
-                str(fr_nlu_model),
+                str(model),
                 "--interface",
                 "127.0.0.1",
                 "--port",
@@ -102,6 +100,19 @@ def rasa_server(fr_nlu_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
     yield url, token
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=20)
+
+
+@pytest.fixture(scope="session")
+def rasa_server(fr_nlu_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The French example bot's model on a real Rasa server: (url, token)."""
+    yield from run_rasa(fr_nlu_model, tmp_path_factory.mktemp("rasa") / "rasa.log")
+
+
+@pytest.fixture(scope="session")
+def rasa_server_en(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """The English example bot's model on a real Rasa server: (url, token)."""
+    model = train(ROOT / "bots" / "en", ROOT / "models", RASA_VENV).model_path
+    yield from run_rasa(model, tmp_path_factory.mktemp("rasa-en") / "rasa.log")
 
 
 class Server:

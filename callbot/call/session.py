@@ -16,6 +16,7 @@ from callbot.errors import CallbotError, NluUnavailableError, SpeechEngineError,
 from callbot.frames import DtmfIn, HangUp, StreamStart, TranscriptFinal, TranscriptPartial
 from callbot.resources import Resources
 from callbot.storage.call_store import CallOutcome, TurnRecord
+from nlu.understanding import understand
 from routing.decision import (
     ENDS_CALL,
     CallerEvent,
@@ -223,7 +224,7 @@ class CallSession:
 
     async def _parse(self, final: TranscriptFinal) -> CallerEvent:
         try:
-            nlu = await self.res.nlu.parse(final.text)
+            nlu = await understand(self.res.nlu, final.text, self.bot.language, self.bot.timezone)
         except NluUnavailableError as exc:
             self.log.warning("NLU unavailable for %r: %s", final.text, exc)
             self.res.metrics.stage_failures.labels("nlu").inc()
@@ -241,6 +242,7 @@ class CallSession:
                 confidence=nlu.confidence,
                 entities=nlu.entity_map,
                 decision={
+                    "nlu_text": nlu.text,
                     "ranking": [[name, round(conf, 4)] for name, conf in nlu.ranking[:3]],
                     "words": [[w.word, w.start, w.end, w.conf] for w in final.words],
                 },

@@ -88,6 +88,24 @@ async def test_sidecar_parses_phone_utterances_and_survives_being_killed(fr_nlu_
     assert sidecar.pid is None and sidecar.state == "stopped"
 
 
+async def test_a_hung_sidecar_is_killed_and_restarted(fr_nlu_model, tmp_path):
+    """Alive but frozen (SIGSTOP): the health probe notices and the supervisor brings a fresh one up."""
+    sidecar = RasaSidecar(RASA_VENV, fr_nlu_model, free_port(), tmp_path / "rasa.log", start_timeout_s=180)
+    await sidecar.start()
+    try:
+        sidecar.supervise(probe_every_s=1.0, probe_failures=2)
+        frozen = sidecar.pid
+        assert frozen is not None
+        os.kill(frozen, signal.SIGSTOP)
+        for _ in range(400):
+            await asyncio.sleep(0.5)
+            if sidecar.state == "up" and sidecar.pid not in (None, frozen):
+                break
+        assert sidecar.restarts == 1 and sidecar.pid != frozen
+    finally:
+        await sidecar.stop()
+
+
 async def test_client_times_out_on_a_slow_rasa_then_the_breaker_opens(fake_rasa):
     url, handler = fake_rasa
     handler.delay = 2.0
