@@ -49,6 +49,8 @@ def main() -> int:
             )
             report = run_evaluation(request)
             results.append({"bot": lang, "pipeline": pipeline, **report})
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
             m, t, s = report["metrics"], report["timings"], report["suggested_policy"]
             oos = m["out_of_scope"]
             print(
@@ -56,6 +58,12 @@ def main() -> int:
                 f"{oos['precision']:>8.0%}/{oos['recall']:<5.0%}{report['off_topic']['rejected']:>10.1%}"
                 f"{t['train_seconds_median']:>8.1f}{t['model_load_seconds_median']:>7.1f}{t['parse_ms_median']:>9.1f}"
                 f"   {s['threshold']:.2f} / {s['margin']:.2f}",
+                flush=True,
+            )
+            at, off_at = report["metrics_at_suggested_policy"], report["off_topic_at_suggested_policy"]
+            print(
+                f"{'':<13}at the suggested policy: accuracy {at['accuracy']:.1%}, macro-F1 {at['macro_f1']:.1%}, "
+                f"off-topic rejected {off_at['rejected']:.1%}",
                 flush=True,
             )
     args.out.parent.mkdir(parents=True, exist_ok=True)

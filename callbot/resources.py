@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,30 @@ class Component:
     detail: str = ""
 
 
+class RecentOutcomes:
+    """Decisions of recent calls, kept in memory so that the <Connect action> callback works even when the
+    database is down. Bounded: a caller who hangs up never triggers the callback that would collect theirs."""
+
+    def __init__(self, limit: int = 10_000) -> None:
+        self._items: OrderedDict[str, CallOutcome] = OrderedDict()
+        self._limit = limit
+
+    def __setitem__(self, call_id: str, outcome: CallOutcome) -> None:
+        self._items[call_id] = outcome
+        self._items.move_to_end(call_id)
+        while len(self._items) > self._limit:
+            self._items.popitem(last=False)
+
+    def __contains__(self, call_id: object) -> bool:
+        return call_id in self._items
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def pop(self, call_id: str) -> CallOutcome | None:
+        return self._items.pop(call_id, None)
+
+
 @dataclass
 class Resources:
     settings: Settings
@@ -38,17 +63,16 @@ class Resources:
     store: CallStore
     metrics: Metrics
     nlu: RasaClient
+    asr_pool: ThreadPoolExecutor
+    """Vosk decoding gets its own threads, so that greetings, NLU and the database never queue behind it."""
+    tts_pool: ThreadPoolExecutor
     asr: VoskEngine | None = None
     tts: PiperSpeaker | None = None
     sidecar: RasaSidecar | None = None
     health: dict[str, Component] = field(default_factory=dict)
-    outcomes: dict[str, CallOutcome] = field(default_factory=dict)
-    """Decisions of recent calls, kept in memory so the <Connect action> callback works even if the DB is down."""
+    outcomes: RecentOutcomes = field(default_factory=RecentOutcomes)
     active_calls: set[str] = field(default_factory=set)
     background: list[asyncio.Task[None]] = field(default_factory=list)
-    asr_pool: ThreadPoolExecutor = field(default_factory=lambda: engine_pool("vosk", 16))
-    """Vosk decoding gets its own threads, so that greetings, NLU and the database never queue behind it."""
-    tts_pool: ThreadPoolExecutor = field(default_factory=lambda: engine_pool("piper", 4))
     warmed: bool = False
 
     async def close(self) -> None:

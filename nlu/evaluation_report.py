@@ -9,6 +9,7 @@ from typing import Any
 from callbot.errors import ConfigError
 from nlu.evaluation import (
     Policy,
+    Prediction,
     Timings,
     cross_validate,
     off_topic_rejection,
@@ -60,6 +61,15 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
         method = {"method": f"{request.folds}-fold stratified cross-validation", "data": str(request.bot_dir)}
     else:
         raise ConfigError("give --bot DIR (cross-validation) or --train FILE --test FILE")
+    off_topic_file = request.off_topic
+    default_off_topic = request.bot_dir / "tests" / "out_of_scope.txt" if request.bot_dir else None
+    if off_topic_file is None and default_off_topic is not None and default_off_topic.is_file():
+        off_topic_file = default_off_topic
+    off_topic = (
+        _off_topic_predictions(off_topic_file, request, data, config, language) if off_topic_file is not None else []
+    )
+    # the policy is chosen on what callers really bring: requests (cross-validated) and off-topic sentences
+    suggested = suggest_policy(predictions + off_topic)
     report: dict[str, Any] = {
         **method,
         "config": str(config),
@@ -67,20 +77,21 @@ def run_evaluation(request: EvaluationRequest) -> dict[str, Any]:
         "training_examples": len(data.examples),
         "policy": policy_dict(policy),
         "metrics": score(predictions, policy),
-        "suggested_policy": policy_dict(suggest_policy(predictions)),
+        "suggested_policy": policy_dict(suggested),
+        "suggested_policy_basis": "macro-F1 over the test predictions"
+        + (" and the off-topic sentences" if off_topic else ""),
+        "metrics_at_suggested_policy": score(predictions, suggested),
         "timings": timings.summary(),
     }
-    off_topic = request.off_topic
-    if off_topic is None and request.bot_dir is not None and (request.bot_dir / "tests/out_of_scope.txt").is_file():
-        off_topic = request.bot_dir / "tests" / "out_of_scope.txt"
-    if off_topic is not None:
-        report["off_topic"] = _off_topic(off_topic, request, data, config, policy, language)
+    if off_topic_file is not None:
+        report["off_topic"] = {"file": str(off_topic_file), **off_topic_rejection(off_topic, policy)}
+        report["off_topic_at_suggested_policy"] = off_topic_rejection(off_topic, suggested)
     return report
 
 
-def _off_topic(
-    path: Path, request: EvaluationRequest, data: TrainingData, config: Path, policy: Policy, language: str
-) -> dict[str, Any]:
+def _off_topic_predictions(
+    path: Path, request: EvaluationRequest, data: TrainingData, config: Path, language: str
+) -> list[Prediction]:
     """Off-topic sentences against a model trained on all the data (the bot's own model when there is one)."""
     lines = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     off_topic = TrainingData(tuple(Example(line, "out_of_scope", line) for line in lines))
@@ -88,10 +99,8 @@ def _off_topic(
     timings = Timings()
     if request.bot_dir is not None and request.config is None:
         model = train(request.bot_dir, request.models_dir, request.rasa_venv).model_path
-        predictions = predict(model, sentences, request.rasa_venv, timings)
-    else:
-        predictions = train_and_predict(data, sentences, config, request.rasa_venv, timings)
-    return {"file": str(path), **off_topic_rejection(predictions, policy)}
+        return predict(model, sentences, request.rasa_venv, timings)
+    return train_and_predict(data, sentences, config, request.rasa_venv, timings)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -114,6 +123,15 @@ def format_report(report: dict[str, Any]) -> str:
     if "off_topic" in report:
         off = report["off_topic"]
         lines.append(f"off-topic sentences rejected: {off['rejected']:.1%} of {off['sentences']} ({off['file']})")
+    at = report["metrics_at_suggested_policy"]
+    lines.append(
+        f"with the suggested policy: accuracy {at['accuracy']:.1%}, macro-F1 {at['macro_f1']:.1%}"
+        + (
+            f", off-topic rejected {report['off_topic_at_suggested_policy']['rejected']:.1%}"
+            if "off_topic" in report
+            else ""
+        )
+    )
     lines += ["", f"{'intent':<28}{'precision':>10}{'recall':>8}{'f1':>8}{'support':>9}"]
     for name, row in sorted(metrics["per_intent"].items(), key=lambda item: item[1]["f1"]):
         if row["support"]:

@@ -69,6 +69,13 @@ def load_training_data(path: Path) -> TrainingData:
 
 
 def _load_csv(path: Path) -> TrainingData:
+    try:
+        return _read_csv(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{path}: cannot read training data: {exc}") from exc
+
+
+def _read_csv(path: Path) -> TrainingData:
     with path.open(encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
         fields = set(reader.fieldnames or ())

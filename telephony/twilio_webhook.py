@@ -126,7 +126,7 @@ async def _outcome_of(resources: Resources, call_id: str) -> CallOutcome | None:
         if call_id in resources.outcomes or call_id not in resources.active_calls:
             break
         await asyncio.sleep(0.1)
-    outcome = resources.outcomes.pop(call_id, None)
+    outcome = resources.outcomes.pop(call_id)
     if outcome is not None:
         return outcome
     try:
