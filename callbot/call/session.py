@@ -125,7 +125,7 @@ class CallSession:
         self.res.outcomes[self.call_id] = outcome
         await self.turns.close()
         try:
-            await self.res.store.finish_call(self.call_id, outcome, self.first_audio_ms)
+            await self.res.store.finish_call(self.call_id, outcome, self.first_audio_ms, self.degraded)
         except StorageError as exc:
             self.log.error("outcome %s could not be stored: %s", outcome, exc)
         self.res.metrics.calls.labels(outcome.outcome).inc()

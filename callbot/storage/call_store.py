@@ -103,7 +103,12 @@ class CallStore:
 
         await self._run(insert)
 
-    async def finish_call(self, call_id: str, outcome: CallOutcome, first_audio_ms: float | None) -> None:
+    async def finish_call(
+        self, call_id: str, outcome: CallOutcome, first_audio_ms: float | None, degraded: list[str] | None = None
+    ) -> None:
+        """Record the outcome; ``degraded`` replaces the components recorded as unavailable at the start
+        (a stage may have failed during the call)."""
+
         def update(s: Session) -> None:
             row = _get(s, call_id)
             row.status = "completed"
@@ -114,6 +119,8 @@ class CallStore:
             row.ended_at = datetime.now(UTC)
             if first_audio_ms is not None:
                 row.first_audio_ms = first_audio_ms
+            if degraded is not None:
+                row.degraded = sorted(set(degraded))
 
         await self._run(update)
 
