@@ -67,28 +67,7 @@ class TranscriptFinal:
     words: tuple[Word, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class AudioOut:
-    """Bot audio for the line: 16-bit PCM at the line rate, and the text it speaks."""
-
-    pcm: bytes
-    text: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ClearOut:
-    """Drop every bot audio frame the peer has buffered (barge-in)."""
-
-
-@dataclass(frozen=True, slots=True)
-class MarkOut:
-    """Ask the peer to tell us when playback reaches this point."""
-
-    name: str
-
-
 InboundFrame = AudioIn | DtmfIn | MarkIn | StreamStart | HangUp
-OutboundFrame = AudioOut | ClearOut | MarkOut
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,6 @@ class _Playback:
         self.last_clear_at = 0.0
         self.media_times: list[float] = []
         self._echoes: set[asyncio.Future[None]] = set()
-        self.media_count = 0
 
     @property
     def idle(self) -> bool:
@@ -113,7 +112,6 @@ class _Playback:
             self.first_media_at = self.first_media_at or now
             self.last_media_at = now
             self.media_times.append(now)
-            self.media_count += 1
             self.queue.append(payload)
         elif event == "mark":
             self.queue.append(str(message["mark"]["name"]))

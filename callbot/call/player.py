@@ -46,9 +46,7 @@ class Player:
         self._idle.set()
         self._mark_seq = 0
         self._task: asyncio.Task[None] | None = None
-        self.first_audio_at: float | None = None
         self.on_first_frame: list[asyncio.Future[float]] = []
-        self.frames_sent = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="player")
@@ -134,10 +132,7 @@ class Player:
                 await sink.send_mark(item.name)
                 continue
             await sink.send_audio(item)
-            self.frames_sent += 1
             sent_s += sink.frame_seconds
-            if self.first_audio_at is None:
-                self.first_audio_at = now
             while self.on_first_frame:
                 future = self.on_first_frame.pop()
                 if not future.done():
