@@ -54,7 +54,3 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'callbot.db').resolve()}"
-
-    @property
-    def recordings_dir(self) -> Path:
-        return self.data_dir / "recordings"

@@ -13,6 +13,7 @@ from pathlib import Path
 import yaml
 
 from callbot.errors import ConfigError, TrainingError
+from nlu.training_data import load_training_data, with_digits, write_rasa_yaml
 
 TRAINING_FILES = ("config.yml", "nlu.yml")
 PREPROCESSING = "digits-v1"
@@ -89,8 +90,6 @@ def train(bot_dir: Path, models_dir: Path, rasa_venv: Path, *, force: bool = Fal
     target = model_path_for(bot_dir, models_dir)
     if target.is_file() and not force:
         return TrainResult(target, skipped=True, seconds=0.0)
-    from nlu.training_data import load_training_data, with_digits, write_rasa_yaml
-
     config = bot_dir / "config.yml"
     data = with_digits(load_training_data(bot_dir / "nlu.yml"), pipeline_language(config))
     with tempfile.TemporaryDirectory(prefix="callbot-train-") as work:

@@ -86,8 +86,6 @@ async def _refusal(websocket: WebSocket, resources: Resources, call_id: str) -> 
     token = resources.settings.twilio_auth_token
     if token is not None:
         url = public_url(websocket, resources)
-        if url.startswith("http"):  # the public base URL is configured as http(s); Twilio signs ws(s)
-            url = "ws" + url.removeprefix("http")
         if not is_valid_signature(token.get_secret_value(), url, None, websocket.headers.get("X-Twilio-Signature")):
             return "invalid or missing X-Twilio-Signature"
     if call_id in resources.active_calls:

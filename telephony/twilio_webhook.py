@@ -21,15 +21,19 @@ router = APIRouter(prefix="/twilio", tags=["twilio"])
 MAX_FORM_FIELDS = 100
 
 
-def public_url(request: HTTPConnection, resources: Resources, scheme: str | None = None) -> str:
-    """The URL the provider used to reach us: behind a reverse proxy, built on the configured public base URL."""
+def public_url(request: HTTPConnection, resources: Resources) -> str:
+    """The URL the provider used to reach us: behind a reverse proxy, built on the configured public base URL
+    (http/https), as ws/wss for a WebSocket request."""
     base = resources.settings.public_base_url
     url = f"{base}{request.url.path}" if base else str(request.url)
     if base and request.url.query:
         url = f"{url}?{request.url.query}"
-    if scheme is not None:
-        url = scheme + url[url.index("://") :]
-    return url
+    return websocket_url(url) if request.scope["type"] == "websocket" else url
+
+
+def websocket_url(url: str) -> str:
+    """http://… -> ws://…, https://… -> wss://… (ws and wss URLs are returned as they are)."""
+    return "ws" + url.removeprefix("http") if url.startswith("http") else url
 
 
 def verify_signature(request: Request, resources: Resources, params: dict[str, str] | None) -> None:
@@ -99,7 +103,7 @@ async def voice(request: Request) -> Response:
         return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue, bot.language))
     http_url = public_url(request, resources)
     base = http_url[: http_url.index("/twilio/")]
-    ws_base = ("wss" if base.startswith("https") else "ws") + base[base.index("://") :]
+    ws_base = websocket_url(base)
     log.info("[call %s] incoming Twilio call %s from %s", call_id, call_sid, params.get("From", "?"))
     return _xml(twiml.connect_stream(f"{ws_base}/twilio/media/{call_id}", f"{base}/twilio/action/{call_id}", call_id))
 

@@ -63,6 +63,14 @@ def fake_rasa() -> Iterator[tuple[str, type[FakeRasa]]]:
     server.server_close()
 
 
+async def wait_for_replacement(sidecar: RasaSidecar, old_pid: int, timeout_s: float = 200) -> None:
+    """Until the supervisor has a new Rasa process up (or the time is out: the caller's asserts then fail)."""
+    for _ in range(int(timeout_s / 0.5)):
+        await asyncio.sleep(0.5)
+        if sidecar.state == "up" and sidecar.pid not in (None, old_pid):
+            return
+
+
 async def test_sidecar_parses_phone_utterances_and_survives_being_killed(fr_nlu_model, tmp_path):
     sidecar = RasaSidecar(RASA_VENV, fr_nlu_model, free_port(), tmp_path / "rasa.log", start_timeout_s=180)
     await sidecar.start()
@@ -78,10 +86,7 @@ async def test_sidecar_parses_phone_utterances_and_survives_being_killed(fr_nlu_
         first_pid = sidecar.pid
         assert first_pid is not None
         os.killpg(first_pid, signal.SIGKILL)
-        for _ in range(400):
-            await asyncio.sleep(0.5)
-            if sidecar.state == "up" and sidecar.pid not in (None, first_pid):
-                break
+        await wait_for_replacement(sidecar, first_pid)
         assert sidecar.restarts == 1 and sidecar.state == "up"
         again = await client.parse("je voudrais parler à un conseiller s'il vous plaît")
         assert again.intent == "talk_to_advisor"
@@ -100,10 +105,7 @@ async def test_a_hung_sidecar_is_killed_and_restarted(fr_nlu_model, tmp_path):
         frozen = sidecar.pid
         assert frozen is not None
         os.kill(frozen, signal.SIGSTOP)
-        for _ in range(400):
-            await asyncio.sleep(0.5)
-            if sidecar.state == "up" and sidecar.pid not in (None, frozen):
-                break
+        await wait_for_replacement(sidecar, frozen)
         assert sidecar.restarts == 1 and sidecar.pid != frozen
     finally:
         await sidecar.stop()
