@@ -59,6 +59,7 @@ format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .
 
 bench: setup
+	$(BIN)/python bench/routing.py
 	$(BIN)/python bench/call_latency.py
 
 clean:

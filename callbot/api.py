@@ -41,6 +41,9 @@ class CallOut(BaseModel):
     outcome_reason: str | None
     transfer_queue: str | None
     transfer_target: str | None
+    transfer_skill: str | None
+    transfer_result: str | None
+    transfer_wait_s: float | None
     created_at: str
     stream_started_at: str | None
     ended_at: str | None
@@ -84,6 +87,9 @@ def _call_out(row: CallRow, with_turns: bool) -> CallOut:
         outcome_reason=row.outcome_reason,
         transfer_queue=row.transfer_queue,
         transfer_target=row.transfer_target,
+        transfer_skill=row.transfer_skill,
+        transfer_result=row.transfer_result,
+        transfer_wait_s=row.transfer_wait_s,
         created_at=row.created_at.isoformat(),
         stream_started_at=row.stream_started_at.isoformat() if row.stream_started_at else None,
         ended_at=row.ended_at.isoformat() if row.ended_at else None,

@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 from callbot import __version__
 from callbot.api import router as api_router
-from callbot.resources import load_resources, start_nlu, warm_answers, warm_prompts
+from callbot.queues_api import router as queues_router
+from callbot.resources import load_resources, restore_agent_statuses, start_nlu, warm_answers, warm_prompts
 from callbot.settings import Settings
 from telephony.twilio_media import router as media_router
+from telephony.twilio_transfer import router as transfer_router
 from telephony.twilio_webhook import router as webhook_router
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # Rasa takes a while to load; calls are answered meanwhile and routed to the default queue
+        await restore_agent_statuses(resources)
+        # Rasa takes a while to load; calls are answered meanwhile and handed to the failover skill
         resources.background.append(asyncio.create_task(start_nlu(resources), name="start-nlu"))
         resources.background.append(asyncio.create_task(warm_answers(resources), name="warm-answers"))
         try:
@@ -44,5 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.resources = resources
     app.include_router(webhook_router)
     app.include_router(media_router)
+    app.include_router(transfer_router)
     app.include_router(api_router)
+    app.include_router(queues_router)
     return app

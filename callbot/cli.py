@@ -8,9 +8,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callbot.errors import CallbotError
 from callbot.settings import Settings
+
+if TYPE_CHECKING:
+    from routing.bot_folder import BotFolder
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +70,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--report", type=Path, help="write the full report as JSON")
     evaluate.set_defaults(run=_nlu_evaluate)
+
+    routing = commands.add_parser("routing", help="check and explain the routing rules").add_subparsers(title="routing")
+    check = routing.add_parser("check", help="validate the bot folder (bot.yml, routing.yml, nlu.yml intents)")
+    check.add_argument("--bot", type=Path)
+    check.set_defaults(run=_routing_check)
+    explain = routing.add_parser("explain", help="the routing decision and its trace for a hypothetical call")
+    explain.add_argument("--bot", type=Path)
+    explain.add_argument("--intent", required=True, help="the intent heard (nlu_fallback: not understood)")
+    explain.add_argument("--at", help="ISO time (local to the bot's time zone unless it has an offset); default now")
+    explain.add_argument("--caller", default="", help="caller number, E.164")
+    explain.add_argument("--confidence", type=float, default=1.0)
+    explain.add_argument("--entity", action="append", default=[], metavar="NAME=VALUE")
+    explain.add_argument("--failed-turns", type=int, default=0)
+    explain.add_argument("--agent", action="append", default=[], metavar="ID=STATUS", help="override an agent's status")
+    explain.add_argument(
+        "--waiting", action="append", default=[], metavar="QUEUE=N", help="calls already waiting in a queue"
+    )
+    explain.add_argument("--json", action="store_true")
+    explain.set_defaults(run=_routing_explain)
 
     call = commands.add_parser("call", help="place a simulated Twilio call against a running server")
     call.add_argument("audio", type=Path, help="WAV file the caller says (any rate; converted to 8 kHz mu-law)")
@@ -179,6 +202,58 @@ def _nlu_evaluate(args: argparse.Namespace) -> int:
     if args.report:
         args.report.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
     return 0
+
+
+def _routing_check(args: argparse.Namespace) -> int:
+    from routing.bot_folder import load_bot_folder
+
+    settings = _settings(args.bot)
+    folder = load_bot_folder(settings.bot_dir)
+    routing = folder.routing
+    print(
+        f"{settings.bot_dir}: ok — {len(folder.bot.intents)} intents, {len(routing.skills)} skills, "
+        f"{len(routing.queues)} queues, {len(routing.agents)} agents, {len(routing.rules)} rules "
+        f"({routing.timezone})"
+    )
+    return 0
+
+
+def _routing_explain(args: argparse.Namespace) -> int:
+    from routing.explain import Hypothesis, explain, format_explanation, parse_time, trace_json
+    from routing.live import LiveState
+    from routing.routing_config import AGENT_STATUSES
+
+    folder = load_bot_folder_for(args.bot)
+    live = LiveState(folder.routing)
+    for item in args.agent:
+        agent_id, _, status = item.partition("=")
+        if agent_id not in folder.routing.agents or status not in AGENT_STATUSES:
+            raise CallbotError(f"--agent {item}: give ID=STATUS with an agent of routing.yml and {AGENT_STATUSES}")
+        live.set_status(agent_id, status)
+    for item in args.waiting:
+        queue, _, count = item.partition("=")
+        if queue not in folder.routing.queues or not count.isdigit():
+            raise CallbotError(f"--waiting {item}: give QUEUE=N with a queue of routing.yml")
+        for n in range(int(count)):
+            live.enqueue(f"explain-{queue}-{n}", queue, 0)
+    try:
+        at = parse_time(args.at, folder.router.zone)
+    except ValueError as exc:
+        raise CallbotError(f"--at {args.at}: not an ISO time such as 2026-12-24T17:30 ({exc})") from exc
+    entities = dict(item.partition("=")[::2] for item in args.entity)
+    hypothesis = Hypothesis(args.intent, at, args.caller, args.confidence, entities, args.failed_turns)
+    routed = explain(folder, hypothesis, live.snapshot())
+    if args.json:
+        print(json.dumps(trace_json(folder, hypothesis, routed), ensure_ascii=False, indent=2))
+    else:
+        print(format_explanation(folder, hypothesis, routed))
+    return 0
+
+
+def load_bot_folder_for(bot: Path | None) -> BotFolder:
+    from routing.bot_folder import load_bot_folder
+
+    return load_bot_folder(_settings(bot).bot_dir)
 
 
 def _call(args: argparse.Namespace) -> int:

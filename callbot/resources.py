@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from callbot.engine_threads import engine_pool
 from callbot.errors import CallbotError, ModelMissingError
 from callbot.metrics import Metrics
@@ -21,7 +23,10 @@ from callbot.storage.database import make_engine, migrate
 from nlu.client import RasaClient
 from nlu.sidecar import RasaSidecar
 from nlu.training import model_path_for
-from routing.bot_config import BotConfig, load_bot_config
+from routing.bot_config import BotConfig
+from routing.bot_folder import BotFolder, load_bot_folder
+from routing.live import LiveState
+from routing.routing_config import AGENT_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,8 @@ class RecentOutcomes:
 @dataclass
 class Resources:
     settings: Settings
-    bot: BotConfig
+    folder: BotFolder
+    live: LiveState
     store: CallStore
     metrics: Metrics
     nlu: RasaClient
@@ -74,6 +80,12 @@ class Resources:
     active_calls: set[str] = field(default_factory=set)
     background: list[asyncio.Task[None]] = field(default_factory=list)
     warmed: bool = False
+    http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=False))
+    """Outbound HTTP (transfer hand-off webhooks)."""
+
+    @property
+    def bot(self) -> BotConfig:
+        return self.folder.bot
 
     async def close(self) -> None:
         for task in self.background:
@@ -81,6 +93,7 @@ class Resources:
         if self.sidecar is not None:
             await self.sidecar.stop()
         await self.nlu.aclose()
+        await self.http.aclose()
         self.store.engine.dispose()
         self.asr_pool.shutdown(wait=False, cancel_futures=True)
         self.tts_pool.shutdown(wait=False, cancel_futures=True)
@@ -89,7 +102,8 @@ class Resources:
 def load_resources(settings: Settings) -> Resources:
     """Validate the bot, migrate the database and load the speech engines. Raises ConfigError when the
     configuration is wrong; a missing model only degrades the service (with a warning and a health entry)."""
-    bot = load_bot_config(settings.bot_dir)
+    folder = load_bot_folder(settings.bot_dir)
+    bot = folder.bot
     engine = make_engine(settings.effective_database_url)
     migrate(engine)
     health = {"database": Component("up", engine.url.render_as_string(hide_password=True))}
@@ -117,7 +131,8 @@ def load_resources(settings: Settings) -> Resources:
     nlu = RasaClient(nlu_url, settings.rasa_timeout_s, token=token)
     return Resources(
         settings=settings,
-        bot=bot,
+        folder=folder,
+        live=LiveState(folder.routing),
         store=CallStore(engine),
         metrics=Metrics(),
         nlu=nlu,
@@ -160,7 +175,7 @@ def _load_tts(settings: Settings, language: str) -> tuple[PiperSpeaker | None, C
         log.warning("speech synthesis unavailable: %s", detail)
         return None, Component("unavailable", detail)
     try:
-        speaker = PiperSpeaker(Path(path))
+        speaker = PiperSpeaker(Path(path), disk_cache=settings.effective_tts_cache_dir)
     except (ModelMissingError, CallbotError) as exc:
         log.warning("speech synthesis unavailable: %s", exc)
         return None, Component("unavailable", str(exc))
@@ -175,22 +190,34 @@ def _load_tts(settings: Settings, language: str) -> tuple[PiperSpeaker | None, C
 
 
 def warm_prompts(resources: Resources) -> None:
-    """Synthesize the fixed prompts so the greeting starts without synthesis delay."""
+    """Synthesize the fixed prompts before serving (or read them from the disk cache), so that greetings,
+    menus, transfer and mailbox prompts start without synthesis delay."""
     if resources.tts is None:
         return
-    prompts = resources.bot.prompts
+    resources.tts_pool.submit(resources.tts.warm, fixed_prompts(resources.folder)).result()
+
+
+def fixed_prompts(folder: BotFolder) -> list[str]:
+    """Every text the bot may say that does not depend on the caller, as the dialogue speaks it."""
+    bot, routing = folder.bot, folder.routing
+    prompts = bot.prompts
+    menus = [menu.prompt for menu in bot.menus.values()]
+    announcements = [q.announcement for q in routing.queues.values()] + [
+        s.announcement for s in routing.skills.values()
+    ]
     texts = [
         prompts.greeting,
         prompts.reprompt,
-        prompts.menu,
         prompts.transfer,
         prompts.goodbye,
-        prompts.overflow,
         prompts.technical_issue,
-        f"{prompts.greeting} {prompts.menu}",
-        f"{prompts.menu_invalid} {prompts.menu}",
+        *prompts.overflow.model_dump().values(),
+        *menus,
+        *(f"{prompts.menu_invalid} {menu}" for menu in menus),
+        f"{prompts.greeting} {bot.menus['main'].prompt}",
+        *(text for text in announcements if text),
     ]
-    resources.tts_pool.submit(resources.tts.warm, texts).result()
+    return list(dict.fromkeys(texts))
 
 
 def fixed_answers(bot: BotConfig) -> list[str]:
@@ -204,7 +231,7 @@ def fixed_answers(bot: BotConfig) -> list[str]:
 
 
 async def warm_answers(resources: Resources) -> None:
-    """In the background after startup: the slot-free answers, so most turns start without synthesis delay."""
+    """In the background after startup: the slot-free answers, so that most turns start without synthesis delay."""
     if resources.tts is not None:
         for text in fixed_answers(resources.bot):
             await asyncio.get_running_loop().run_in_executor(resources.tts_pool, resources.tts.warm, [text])
@@ -261,3 +288,15 @@ async def follow_training(resources: Resources, every_s: float = 5.0) -> None:
         sidecar.model_path = latest  # a restarted sidecar starts with it too
         resources.health["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {latest.name}")
         log.info("NLU model %s loaded", latest.name)
+
+
+async def restore_agent_statuses(resources: Resources) -> None:
+    """Agent statuses reported before a restart (the bot folder's statuses apply to the others)."""
+    try:
+        statuses = await resources.store.agent_statuses()
+    except CallbotError as exc:
+        log.warning("agent statuses not restored, the bot folder's apply: %s", exc)
+        return
+    for agent_id, status in statuses.items():
+        if agent_id in resources.folder.routing.agents and status in AGENT_STATUSES:
+            resources.live.set_status(agent_id, status)

@@ -44,6 +44,14 @@ class Settings(BaseSettings):
         default=None, description="piper voice used when the bot's language has none installed"
     )
 
+    tts_cache_dir: Path | None = Field(
+        default=None, description="synthesized fixed prompts kept across restarts (default data_dir/cache/tts)"
+    )
+
+    @property
+    def effective_tts_cache_dir(self) -> Path:
+        return self.tts_cache_dir or self.data_dir / "cache" / "tts"
+
     @field_validator("public_base_url")
     @classmethod
     def _strip_slash(cls, value: str | None) -> str | None:

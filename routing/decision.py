@@ -1,22 +1,22 @@
-"""The dialogue decision: a pure function of what the caller did, the call's state and the bot's config.
+"""The dialogue decision: a pure function of what the caller did, the call's state, the bot and the routing
+context (time, queue and agent states).
 
 ``decide`` never does I/O; the call session carries out what it returns. Every decision carries ``why``:
-the facts it was based on, recorded with the turn.
+the rule and the facts it was based on, recorded with the turn.
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from callbot.frames import NluResult
-from routing.bot_config import (
-    AnswerAction,
-    BotConfig,
-    HangupAction,
-    OverflowAction,
-    TransferAction,
-)
+from routing.actions import AnswerAction, HangupAction, MenuAction
+from routing.bot_config import BotConfig
+from routing.engine import NoPlacement, Placement, Routed, Router, RouteRequest
+from routing.live import LiveSnapshot
+from routing.routing_config import FALLBACK_INTENT
 
 # --- what the caller did -------------------------------------------------------------------------------
 
@@ -77,6 +77,7 @@ class Reprompt:
 
 @dataclass(frozen=True, slots=True)
 class Menu:
+    menu: str
     text: str
     why: dict[str, Any] = field(default_factory=dict)
     action: str = "menu"
@@ -85,6 +86,8 @@ class Menu:
 @dataclass(frozen=True, slots=True)
 class Transfer:
     queue: str
+    skill: str
+    priority: int
     text: str
     why: dict[str, Any] = field(default_factory=dict)
     action: str = "transfer"
@@ -111,109 +114,148 @@ ENDS_CALL = (Transfer, Overflow, Hangup)
 
 @dataclass(frozen=True, slots=True)
 class CallState:
+    caller: str = ""
     turns: int = 0
     failed_turns: int = 0
     menu_attempts: int = 0
-    in_menu: bool = False
+    menu: str | None = None
+    """The keypad menu the caller is in, if any."""
     answered: int = 0
     last_bot_text: str = ""
 
 
-def decide(event: CallerEvent, state: CallState, bot: BotConfig) -> tuple[Decision, CallState]:
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a decision depends on besides the caller's event and the call's state."""
+
+    bot: BotConfig
+    router: Router
+    now: datetime.datetime
+    live: LiveSnapshot
+
+
+def decide(event: CallerEvent, state: CallState, ctx: Context) -> tuple[Decision, CallState]:
     """The bot's next move and the call state after it."""
     state = replace(state, turns=state.turns + 1)
-    if state.turns > bot.dialogue.max_turns:
-        return _transfer(bot, bot.default_queue, {"rule": "max_turns", "turns": state.turns}), state
+    if state.turns > ctx.bot.dialogue.max_turns:
+        routed = ctx.router.failover(ctx.now, ctx.live, "max_turns")
+        return _from_routing(routed, {"turns": state.turns}, state, ctx)
     match event:
         case Heard(nlu=nlu):
-            return _heard(nlu, state, bot)
+            return _heard(nlu, state, ctx)
         case Pressed(digit=digit):
-            return _pressed(digit, state, bot)
+            return _pressed(digit, state, ctx)
         case NluDown(error=error):
-            why = {"rule": "nlu_unavailable", "error": error}
-            return _transfer(bot, bot.default_queue, why, bot.prompts.technical_issue), state
+            routed = ctx.router.failover(ctx.now, ctx.live, "nlu_unavailable")
+            decision, state = _from_routing(routed, {"error": error}, state, ctx)
+            if isinstance(decision, Transfer):
+                decision = replace(decision, text=ctx.bot.prompts.technical_issue)
+            return decision, state
         case SpeechLost(error=error):
-            menu = Menu(bot.prompts.menu, {"rule": "speech_unavailable", "error": error})
-            return menu, replace(state, in_menu=True)
+            return _menu("main", {"rule": "speech_unavailable", "error": error}, state, ctx)
         case Silence():
-            return _not_understood(state, bot, {"rule": "silence"})
+            return _not_understood(state, ctx, {"rule": "silence"})
     raise TypeError(f"unknown caller event {event!r}")
 
 
-def _heard(nlu: NluResult, state: CallState, bot: BotConfig) -> tuple[Decision, CallState]:
+def _heard(nlu: NluResult, state: CallState, ctx: Context) -> tuple[Decision, CallState]:
+    policy = ctx.bot.nlu
     facts: dict[str, Any] = {
         "intent": nlu.intent,
         "confidence": round(nlu.confidence, 4),
         "margin": round(nlu.margin, 4),
-        "threshold": bot.nlu.threshold,
-        "ambiguity_margin": bot.nlu.ambiguity_margin,
+        "threshold": policy.threshold,
+        "ambiguity_margin": policy.ambiguity_margin,
     }
-    if nlu.intent is None or nlu.confidence < bot.nlu.threshold:
-        return _not_understood(state, bot, {"rule": "low_confidence", **facts})
-    if len(nlu.ranking) > 1 and nlu.margin < bot.nlu.ambiguity_margin:
-        return _not_understood(state, bot, {"rule": "ambiguous", **facts})
-    if nlu.intent not in bot.intents:
-        return _not_understood(state, bot, {"rule": "intent_not_configured", **facts})
-    return _act_on_intent(nlu.intent, nlu.entity_map, state, bot, {"rule": f"intent:{nlu.intent}", **facts})
+    if nlu.intent is None or nlu.confidence < policy.threshold:
+        return _not_understood(state, ctx, {"rule": "low_confidence", **facts})
+    if len(nlu.ranking) > 1 and nlu.margin < policy.ambiguity_margin:
+        return _not_understood(state, ctx, {"rule": "ambiguous", **facts})
+    if nlu.intent == "repeat_please" and state.last_bot_text:
+        return Say(state.last_bot_text, "repeat", {"rule": "repeat", **facts}), state
+    request = RouteRequest(nlu.intent, nlu.confidence, nlu.entity_map, state.caller, state.failed_turns)
+    routed = ctx.router.route(request, ctx.now, ctx.live)
+    return _from_routing(routed, facts, state, ctx, nlu.entity_map)
 
 
-def _pressed(digit: str, state: CallState, bot: BotConfig) -> tuple[Decision, CallState]:
-    option = bot.menu.get(digit)
+def _pressed(digit: str, state: CallState, ctx: Context) -> tuple[Decision, CallState]:
+    menu_id = state.menu or "main"
+    option = ctx.bot.menus[menu_id].options.get(digit)
     if option is None:
         attempts = state.menu_attempts + 1
-        why = {"rule": "menu_invalid_digit", "digit": digit, "menu_attempts": attempts}
-        if attempts >= bot.dialogue.max_menu_attempts:
-            return _transfer(bot, bot.default_queue, {**why, "rule": "menu_exhausted"}), state
-        text = f"{bot.prompts.menu_invalid} {bot.prompts.menu}"
-        return Menu(text, why), replace(state, menu_attempts=attempts, in_menu=True)
-    why = {"rule": f"menu:{digit}", "digit": digit, "label": option.label}
-    state = replace(state, in_menu=False, failed_turns=0, menu_attempts=0)
+        why = {"rule": "menu_invalid_digit", "menu": menu_id, "digit": digit, "menu_attempts": attempts}
+        if attempts >= ctx.bot.dialogue.max_menu_attempts:
+            return _give_up({**why, "rule": "menu_exhausted"}, state, ctx)
+        text = f"{ctx.bot.prompts.menu_invalid} {ctx.bot.menus[menu_id].prompt}"
+        return Menu(menu_id, text, why), replace(state, menu_attempts=attempts, menu=menu_id)
+    facts = {"menu": menu_id, "digit": digit, "label": option.label}
+    state = replace(state, menu=None, failed_turns=0, menu_attempts=0)
     if option.intent is not None:
-        return _act_on_intent(option.intent, {}, state, bot, {**why, "intent": option.intent})
+        request = RouteRequest(option.intent, 1.0, {}, state.caller, 0)
+        routed = ctx.router.route(request, ctx.now, ctx.live)
+        return _from_routing(routed, {**facts, "intent": option.intent}, state, ctx, via=f"menu:{digit}")
     assert option.action is not None
-    return _carry_out(option.action, {}, state, bot, why)
+    routed = ctx.router.carry_out(option.action, ctx.router.local(ctx.now), ctx.live, {"rule": f"menu:{digit}"})
+    return _from_routing(routed, facts, state, ctx)
 
 
-def _not_understood(state: CallState, bot: BotConfig, why: dict[str, Any]) -> tuple[Decision, CallState]:
-    if state.in_menu:
+def _not_understood(state: CallState, ctx: Context, why: dict[str, Any]) -> tuple[Decision, CallState]:
+    dialogue = ctx.bot.dialogue
+    if state.menu is not None:
         attempts = state.menu_attempts + 1
-        why = {**why, "menu_attempts": attempts}
-        if attempts >= bot.dialogue.max_menu_attempts:
-            return _transfer(bot, bot.default_queue, {**why, "rule": "menu_exhausted"}), state
-        return Menu(bot.prompts.menu, why), replace(state, menu_attempts=attempts)
+        why = {**why, "menu": state.menu, "menu_attempts": attempts}
+        if attempts >= dialogue.max_menu_attempts:
+            return _give_up({**why, "rule": "menu_exhausted"}, state, ctx)
+        return Menu(state.menu, ctx.bot.menus[state.menu].prompt, why), replace(state, menu_attempts=attempts)
     failed = state.failed_turns + 1
-    why = {**why, "failed_turns": failed, "max_reprompts": bot.dialogue.max_reprompts}
-    if failed > bot.dialogue.max_reprompts:
-        return Menu(bot.prompts.menu, why), replace(state, failed_turns=failed, in_menu=True)
-    return Reprompt(bot.prompts.reprompt, why), replace(state, failed_turns=failed)
+    why = {**why, "failed_turns": failed, "max_reprompts": dialogue.max_reprompts}
+    if failed > dialogue.max_reprompts:
+        return _menu("main", why, replace(state, failed_turns=failed), ctx)
+    return Reprompt(ctx.bot.prompts.reprompt, why), replace(state, failed_turns=failed)
 
 
-def _act_on_intent(
-    intent: str, entities: dict[str, str], state: CallState, bot: BotConfig, why: dict[str, Any]
-) -> tuple[Decision, CallState]:
-    if intent == "repeat_please" and state.last_bot_text:
-        return Say(state.last_bot_text, "repeat", why), state
-    return _carry_out(bot.intents[intent], entities, state, bot, why)
+def _give_up(why: dict[str, Any], state: CallState, ctx: Context) -> tuple[Decision, CallState]:
+    """Reprompts and menu are spent: the routing rules decide, seeing the intent ``nlu_fallback``."""
+    request = RouteRequest(FALLBACK_INTENT, 0.0, {}, state.caller, state.failed_turns)
+    routed = ctx.router.route(request, ctx.now, ctx.live)
+    return _from_routing(routed, why, state, ctx, via=str(why["rule"]))
 
 
-def _carry_out(
-    action: AnswerAction | TransferAction | OverflowAction | HangupAction,
-    entities: dict[str, str],
+def _menu(menu_id: str, why: dict[str, Any], state: CallState, ctx: Context) -> tuple[Decision, CallState]:
+    return Menu(menu_id, ctx.bot.menus[menu_id].prompt, why), replace(state, menu=menu_id, menu_attempts=0)
+
+
+def _from_routing(
+    routed: Routed,
+    facts: dict[str, Any],
     state: CallState,
-    bot: BotConfig,
-    why: dict[str, Any],
+    ctx: Context,
+    entities: dict[str, str] | None = None,
+    via: str | None = None,
 ) -> tuple[Decision, CallState]:
-    if isinstance(action, AnswerAction):
-        text = f"{bot.pick_response(action.response, entities)} {bot.prompts.anything_else}"
+    """The routing engine's outcome as something the bot says and does; ``why`` keeps the whole trace."""
+    why = {**facts, **routed.trace}
+    if via is not None:
+        why = {**why, "via": via}
+    outcome = routed.outcome
+    bot = ctx.bot
+    if isinstance(outcome, AnswerAction):
+        text = f"{bot.pick_response(outcome.response, entities or {})} {bot.prompts.anything_else}"
         state = replace(state, failed_turns=0, answered=state.answered + 1, last_bot_text=text)
-        return Say(text, action.response, why), state
-    if isinstance(action, TransferAction):
-        return _transfer(bot, action.queue, why), state
-    if isinstance(action, OverflowAction):
-        return Overflow(action.reason, bot.prompts.overflow, {**why, "reason": action.reason}), state
-    text = bot.pick_response(action.response, entities) if action.response else bot.prompts.goodbye
-    return Hangup(text, why), state
-
-
-def _transfer(bot: BotConfig, queue: str, why: dict[str, Any], text: str | None = None) -> Transfer:
-    return Transfer(queue, text or bot.prompts.transfer, {**why, "queue": queue})
+        return Say(text, outcome.response, why), state
+    if isinstance(outcome, MenuAction):
+        return _menu(outcome.menu, why, state, ctx)
+    if isinstance(outcome, HangupAction):
+        text = bot.pick_response(outcome.response, entities or {}) if outcome.response else bot.prompts.goodbye
+        return Hangup(text, why), state
+    if isinstance(outcome, Placement):
+        config = ctx.router.config
+        text = (
+            config.queues[outcome.queue].announcement
+            or config.skills[outcome.skill].announcement
+            or bot.prompts.transfer
+        )
+        why = {**why, "queue": outcome.queue, "estimated_wait_s": round(outcome.estimated_wait_s, 1)}
+        return Transfer(outcome.queue, outcome.skill, outcome.priority, text, why), state
+    assert isinstance(outcome, NoPlacement)
+    return Overflow(outcome.reason, bot.overflow_prompt(outcome.reason), {**why, "reason": outcome.reason}), state

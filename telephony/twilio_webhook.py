@@ -9,6 +9,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.requests import HTTPConnection
 
+from callbot.call.handover import failover_outcome, parse_target
 from callbot.errors import StorageError
 from callbot.resources import Resources
 from callbot.storage.call_store import CallOutcome
@@ -46,7 +47,7 @@ def verify_signature(request: Request, resources: Resources, params: dict[str, s
         raise HTTPException(status_code=403, detail="invalid or missing X-Twilio-Signature")
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def read_form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("application/x-www-form-urlencoded"):
         raise HTTPException(status_code=415, detail="expected application/x-www-form-urlencoded, as Twilio sends")
@@ -54,74 +55,115 @@ async def _form(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
-def _xml(document: str) -> Response:
+def xml_response(document: str) -> Response:
     return Response(content=document, media_type="application/xml")
+
+
+def base_url(request: Request, resources: Resources) -> str:
+    """Our public http(s) base URL, as the provider reached this webhook."""
+    url = public_url(request, resources)
+    return url[: url.index("/twilio/")]
+
+
+def transfer_twiml(
+    resources: Resources, request: Request, call_id: str, outcome: CallOutcome, announcement: str | None = None
+) -> str | None:
+    """The TwiML that carries out a transfer outcome (None when it names no usable target)."""
+    routing = resources.folder.routing
+    queue = routing.queues.get(outcome.queue or "")
+    target = parse_target(outcome.target or "")
+    if target is None or target.type == "webhook":
+        target = queue.target if queue is not None and queue.target.type != "webhook" else None
+    if target is None:
+        return None
+    base = base_url(request, resources)
+    whisper = f"{base}/twilio/whisper/{call_id}" if queue is not None and queue.whisper else None
+    return twiml.transfer(
+        target,
+        announcement,
+        resources.bot.language,
+        action_url=f"{base}/twilio/transfer/{call_id}",
+        whisper_url=whisper,
+    )
+
+
+async def _failover_twiml(resources: Resources, request: Request, call_id: str, why: str) -> str | None:
+    """Send the caller to a human without the bot (it cannot greet, or cannot record the call): the failover
+    transfer as TwiML, or None when no queue can take the call now."""
+    outcome = failover_outcome(resources, call_id, why)
+    if outcome.outcome != "transfer":
+        return None
+    try:
+        await resources.store.finish_call(call_id, outcome, None, [why])
+    except StorageError as exc:
+        log.error("[call %s] outcome could not be stored: %s", call_id, exc)
+    resources.metrics.calls.labels("transfer").inc()
+    return transfer_twiml(resources, request, call_id, outcome, resources.bot.prompts.technical_issue)
 
 
 @router.post("/voice", summary="Incoming call webhook (Twilio voice URL)")
 async def voice(request: Request) -> Response:
     resources: Resources = request.app.state.resources
-    params = await _form(request)
+    params = await read_form(request)
     verify_signature(request, resources, params)
     call_sid = params.get("CallSid", "")
     if not call_sid:
         raise HTTPException(status_code=400, detail="CallSid is required")
     bot = resources.bot
     call_id = uuid.uuid4().hex
+    caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
     try:
         await resources.store.create_call(
             call_id,
             provider="twilio",
             provider_call_id=call_sid[:64],
-            from_number=params.get("From", "")[:64],
-            to_number=params.get("To", "")[:64],
+            from_number=caller,
+            to_number=called,
             bot=bot.name[:64],
             language=bot.language,
         )
     except StorageError as exc:
-        log.error(
-            "[call %s] database unavailable at call start, transferring to the default queue: %s",
-            call_id,
-            exc,
-        )
-        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue, bot.language))
+        log.error("[call %s] database unavailable at call start: %s", call_id, exc)
+        document = await _failover_twiml(resources, request, call_id, "database_unavailable")
+        if document is not None:
+            return xml_response(document)
+        # no one can take the call: the bot still answers; its turns wait in memory for the database
     if resources.tts is None:
         # without a voice the bot cannot greet: let the provider announce and hand the call to a human
-        log.warning("[call %s] no voice installed, transferring to the default queue", call_id)
-        target = bot.queues[bot.default_queue].target
-        outcome = CallOutcome(
-            "transfer",
-            reason="tts_unavailable",
-            queue=bot.default_queue,
-            target=f"{target.type}:{target.value}",
+        log.warning("[call %s] no voice installed, handing the call over", call_id)
+        document = await _failover_twiml(resources, request, call_id, "tts_unavailable")
+        if document is None:
+            document = twiml.say(f"{bot.prompts.technical_issue}", bot.language)
+        return xml_response(document)
+    base = base_url(request, resources)
+    log.info("[call %s] incoming Twilio call %s from %s", call_id, call_sid, caller or "?")
+    return xml_response(
+        twiml.connect_stream(
+            f"{websocket_url(base)}/twilio/media/{call_id}",
+            f"{base}/twilio/action/{call_id}",
+            {"callId": call_id, "caller": caller, "called": called},
         )
-        try:
-            await resources.store.finish_call(call_id, outcome, None)
-        except StorageError as exc:
-            log.error("[call %s] outcome could not be stored: %s", call_id, exc)
-        resources.metrics.calls.labels("transfer").inc()
-        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue, bot.language))
-    http_url = public_url(request, resources)
-    base = http_url[: http_url.index("/twilio/")]
-    ws_base = websocket_url(base)
-    log.info("[call %s] incoming Twilio call %s from %s", call_id, call_sid, params.get("From", "?"))
-    return _xml(twiml.connect_stream(f"{ws_base}/twilio/media/{call_id}", f"{base}/twilio/action/{call_id}", call_id))
+    )
 
 
 @router.post("/action/{call_id}", summary="<Connect action> callback: carries out the call's decision")
 async def action(call_id: str, request: Request) -> Response:
     resources: Resources = request.app.state.resources
-    params = await _form(request)
+    params = await read_form(request)
     verify_signature(request, resources, params)
     bot = resources.bot
     outcome = await _outcome_of(resources, call_id)
     if outcome is None:
         # the stream ended without a decision (dropped connection, crash): a human takes the caller
-        log.warning("[call %s] stream ended without a decision; transferring to the default queue", call_id)
-        return _xml(twiml.transfer(bot.queues[bot.default_queue].target, bot.prompts.technical_issue, bot.language))
-    if outcome.outcome == "transfer" and outcome.queue in bot.queues:
-        return _xml(twiml.transfer(bot.queues[outcome.queue].target, None, bot.language))
-    return _xml(twiml.hangup())
+        log.warning("[call %s] stream ended without a decision; handing the call over", call_id)
+        document = await _failover_twiml(resources, request, call_id, "stream_lost")
+        return xml_response(document or twiml.say(bot.prompts.technical_issue, bot.language))
+    if outcome.outcome == "transfer":
+        document = transfer_twiml(resources, request, call_id, outcome)
+        if document is not None:
+            return xml_response(document)
+        log.error("[call %s] transfer to %s has no usable target", call_id, outcome.queue)
+    return xml_response(twiml.hangup())
 
 
 async def _outcome_of(resources: Resources, call_id: str) -> CallOutcome | None:
@@ -140,4 +182,4 @@ async def _outcome_of(resources: Resources, call_id: str) -> CallOutcome | None:
         return None
     if row is None or row.outcome is None:
         return None
-    return CallOutcome(row.outcome, row.outcome_reason, row.transfer_queue, row.transfer_target)
+    return CallOutcome(row.outcome, row.outcome_reason, row.transfer_queue, row.transfer_target, row.transfer_skill)

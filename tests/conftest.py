@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+import yaml
 
 from nlu.training import rasa_environment, rasa_executable, train
 
@@ -29,6 +34,36 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+_OPEN_BOTS: dict[str, Path] = {}
+TTS_CACHE = Path(tempfile.mkdtemp(prefix="callbot-tts-cache-"))
+"""Fixed prompts synthesized once for the whole test session, as a service keeps them across restarts."""
+atexit.register(shutil.rmtree, TTS_CACHE, True)
+
+
+def open_bot(lang: str = "fr") -> Path:
+    """A copy of the example bot whose calendars are open around the clock, without holidays: tests that are
+    not about business hours must not depend on the day and hour they run at."""
+    if lang not in _OPEN_BOTS:
+        parent = Path(tempfile.mkdtemp(prefix="callbot-open-bot-"))
+        atexit.register(shutil.rmtree, parent, True)
+        folder = parent / lang
+        shutil.copytree(ROOT / "bots" / lang, folder, ignore=shutil.ignore_patterns(".rasa"))
+        routing = yaml.safe_load((folder / "routing.yml").read_text(encoding="utf-8"))
+        routing["calendars"] = {name: {} for name in routing["calendars"]}
+        (folder / "routing.yml").write_text(yaml.safe_dump(routing, allow_unicode=True), encoding="utf-8")
+        _OPEN_BOTS[lang] = folder
+    return _OPEN_BOTS[lang]
+
+
+def bot_copy(dest: Path, edit: Callable[[dict[str, Any]], None], lang: str = "fr") -> Path:
+    """A copy of the always-open example bot with ``edit`` applied to its routing.yml."""
+    shutil.copytree(open_bot(lang), dest)
+    routing = yaml.safe_load((dest / "routing.yml").read_text(encoding="utf-8"))
+    edit(routing)
+    (dest / "routing.yml").write_text(yaml.safe_dump(routing, allow_unicode=True), encoding="utf-8")
+    return dest
 
 
 def speech_clip(language: str, name: str) -> Path:
@@ -135,11 +170,12 @@ def serve(tmp_path: Path, joe_voice: Path) -> Iterator[Callable[..., Server]]:
             **os.environ,
             "CALLBOT_PORT": str(port),
             "CALLBOT_DATA_DIR": str(data_dir),
-            "CALLBOT_BOT_DIR": str(ROOT / "bots" / "fr"),
+            "CALLBOT_BOT_DIR": str(open_bot("fr")),
             "CALLBOT_MODELS_DIR": str(tmp_path / "models"),
             "CALLBOT_TTS_FALLBACK_VOICE": str(joe_voice),
             "CALLBOT_RASA_URL": "http://127.0.0.1:9",
             "CALLBOT_RASA_VENV": str(RASA_VENV),
+            "CALLBOT_TTS_CACHE_DIR": str(TTS_CACHE),
             **env,
         }
         log = tmp_path / f"server-{port}.log"

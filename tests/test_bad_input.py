@@ -5,6 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +21,7 @@ from callbot.app import create_app
 from callbot.errors import ConfigError
 from callbot.settings import Settings
 from telephony.twilio_media import MAX_PROTOCOL_ERRORS
-from tests.conftest import ROOT
+from tests.conftest import ROOT, open_bot
 
 START = {
     "event": "start",
@@ -36,7 +40,7 @@ def settings(tmp_path: Path, joe_voice: Path, **overrides: object) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
         models_dir=tmp_path / "models",
-        bot_dir=ROOT / "bots" / "fr",
+        bot_dir=open_bot("fr"),
         tts_fallback_voice=joe_voice,
         rasa_url="http://127.0.0.1:9",
         **overrides,
@@ -146,14 +150,14 @@ def test_a_flood_of_bad_messages_is_cut_off_without_affecting_the_next_call(clie
         while "clear" not in events:
             events.add(json.loads(ws.receive_text())["event"])
     action = client.post(f"/twilio/action/{other}", data={"CallSid": "CA" + "c" * 32})
-    assert "<Dial>" in action.text or "<Enqueue>" in action.text
+    assert f'/twilio/transfer/{other}">advisors</Enqueue>' in action.text
 
 
 def test_action_callback_without_decision_still_hands_the_caller_to_a_human(client):
     call_id = new_call(client)  # the stream never opened: the caller must not be dropped
     response = client.post(f"/twilio/action/{call_id}", data={"CallSid": "CA" + "c" * 32})
     assert response.status_code == 200
-    assert "<Dial" in response.text or "<Enqueue>" in response.text
+    assert ">advisors</Enqueue>" in response.text
 
 
 def test_signed_streams_only_when_a_token_is_configured(tmp_path, joe_voice):
@@ -167,8 +171,26 @@ def test_signed_streams_only_when_a_token_is_configured(tmp_path, joe_voice):
 
 def test_an_invalid_bot_refuses_to_boot_with_file_and_key(tmp_path, joe_voice):
     bot = tmp_path / "bot"
-    bot.mkdir()
-    text = (ROOT / "bots" / "fr" / "bot.yml").read_text().replace("default_queue: advisors", "default_queue: nobody")
-    (bot / "bot.yml").write_text(text)
-    with pytest.raises(ConfigError, match=r"bot\.yml: default_queue: unknown queue 'nobody'"):
+    shutil.copytree(ROOT / "bots" / "fr", bot, ignore=shutil.ignore_patterns(".rasa"))
+    text = (bot / "routing.yml").read_text().replace("failover_skill: general", "failover_skill: nobody")
+    (bot / "routing.yml").write_text(text)
+    with pytest.raises(ConfigError, match=r"routing\.yml: failover_skill: unknown skill 'nobody'"):
         create_app(settings(tmp_path, joe_voice).model_copy(update={"bot_dir": bot}))
+
+
+def test_a_served_bot_with_an_invalid_time_zone_exits_with_the_message(tmp_path):
+    bot = tmp_path / "bot"
+    shutil.copytree(ROOT / "bots" / "fr", bot, ignore=shutil.ignore_patterns(".rasa"))
+    text = (bot / "routing.yml").read_text().replace("timezone: Europe/Paris", "timezone: Paris")
+    (bot / "routing.yml").write_text(text)
+    completed = subprocess.run(
+        [sys.executable, "-m", "callbot.cli", "serve", "--bot", str(bot), "--port", "9"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "CALLBOT_DATA_DIR": str(tmp_path / "data")},
+        timeout=60,
+        check=False,
+    )
+    assert completed.returncode == 1
+    assert "routing.yml: timezone: unknown time zone 'Paris'; use an IANA name such as Europe/Paris" in completed.stderr

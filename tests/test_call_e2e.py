@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from routing.bot_config import load_bot_config
-from tests.conftest import ROOT, Server, speech_clip
+from routing.bot_folder import load_bot_folder
+from tests.conftest import ROOT, Server, open_bot, speech_clip
 
-BOT = load_bot_config(ROOT / "bots" / "fr")
+FOLDER = load_bot_folder(open_bot("fr"))
+BOT = FOLDER.bot
 
 
 def place_call(server: Server, audio: Path, *args: str, timeout: float = 120) -> dict:
@@ -46,7 +47,7 @@ def wav_rms(path: Path) -> tuple[float, float]:
 
 
 def target_of(queue: str) -> str:
-    target = BOT.queues[queue].target
+    target = FOLDER.routing.queues[queue].target
     return f"{target.type}:{target.value}"
 
 
@@ -72,14 +73,15 @@ def test_keypad_call_without_speech_model_is_greeted_and_transferred(serve, tmp_
     )
 
     assert report["outcome"] == "transfer"
-    zero = BOT.menu["0"].action
-    assert zero is not None and zero.action == "transfer"
-    assert report["transfer_target"] == target_of(zero.queue)
+    zero = BOT.menus["main"].options["0"].action
+    assert zero is not None and zero.action == "transfer" and zero.skill == "general"
+    assert report["transfer_target"] == target_of("advisors")
+    assert f'<Enqueue action="{server.url}/twilio/transfer/{report["call_id"]}">advisors</Enqueue>' in report["twiml"]
     assert report["first_audio_ms"] is not None and report["first_audio_ms"] < 1000
     speakers = [(t["speaker"], t["action"]) for t in report["turns"]]
     assert speakers == [("bot", "greeting"), ("dtmf", None), ("bot", "transfer")]
     greeting, key, transfer = report["turns"]
-    assert greeting["text"] == f"{BOT.prompts.greeting} {BOT.prompts.menu}"
+    assert greeting["text"] == f"{BOT.prompts.greeting} {BOT.menus['main'].prompt}"
     assert key["text"] == "0"
     assert transfer["text"] == BOT.prompts.transfer
     assert transfer["decision"]["rule"] == "menu:0"
@@ -110,7 +112,7 @@ def test_unsigned_webhook_is_refused_when_a_token_is_configured(serve):
 def test_menu_answer_then_caller_hangs_up_is_answered(serve, tmp_path):
     server = serve()
     report = place_call(server, silence_wav(tmp_path / "caller.wav"), "--dtmf", "3", "--barge-in", "--speed", "4")
-    three = BOT.menu["3"]
+    three = BOT.menus["main"].options["3"]
     assert three.intent == "opening_hours"
     answer_id = BOT.intents["opening_hours"].response  # type: ignore[union-attr]
     bot_turns = [t for t in report["turns"] if t["speaker"] == "bot"]
@@ -147,11 +149,12 @@ def test_spoken_request_goes_through_vosk_and_rasa(serve, tmp_path, ko_model, ra
     assert report["outcome"] == "transfer"
 
 
-def test_rasa_down_sends_the_caller_to_the_default_queue(serve, ko_model):
+def test_rasa_down_sends_the_caller_to_the_failover_skill(serve, ko_model):
     server = serve(CALLBOT_VOSK_MODEL=str(ko_model), CALLBOT_RASA_URL="http://127.0.0.1:9")
     report = place_call(server, speech_clip("fr", "stp-fr-001.wav"), "--barge-in")
     assert report["outcome"] == "transfer"
-    assert report["transfer_target"] == target_of(BOT.default_queue)
+    assert FOLDER.routing.failover_skill == "general"
+    assert report["transfer_target"] == target_of("advisors")
     last = report["turns"][-1]
     assert last["decision"]["rule"] == "nlu_unavailable"
     assert last["text"] == BOT.prompts.technical_issue

@@ -39,7 +39,7 @@ def test_recogniser_failure_mid_call_moves_the_caller_to_the_keypad(tmp_path, jo
         call = finished_call(client, call_id)
         metrics = client.get("/metrics").text
     menu = [t for t in call["turns"] if t["action"] == "menu"]
-    assert menu and menu[0]["text"] == bot.prompts.menu
+    assert menu and menu[0]["text"] == bot.menus["main"].prompt
     assert menu[0]["decision"]["rule"] == "speech_unavailable"
     assert "decoder crashed" in menu[0]["decision"]["error"]
     assert call["degraded"] == ["asr"], "the failure is recorded with the call"

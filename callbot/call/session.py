@@ -7,8 +7,10 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+from callbot.call.handover import failover_outcome, transfer_outcome, webhook_transfer
 from callbot.call.listener import Listener, ListenerEvent, RecognitionFailed
 from callbot.call.player import LineSink, Player
 from callbot.call.turn_log import TurnLog
@@ -21,6 +23,7 @@ from routing.decision import (
     ENDS_CALL,
     CallerEvent,
     CallState,
+    Context,
     Decision,
     Hangup,
     Heard,
@@ -66,11 +69,13 @@ class CallSession:
         self._speech_gen = 0
         self._started_at = 0.0
         self._early_audio: list[bytes] = []
+        self._hung_up = asyncio.Event()
 
     # --- fed by the telephony adapter ------------------------------------------------------------------
 
     async def start(self, stream: StreamStart) -> None:
         self._started_at = time.monotonic()
+        self.state = CallState(caller=stream.custom.get("caller", ""))
         if self.res.tts is None:
             self.degraded.append("tts")
         # greet first: the caller hears the bot while the recogniser is being created
@@ -105,6 +110,7 @@ class CallSession:
         self.player.mark_played(name)
 
     def hang_up(self) -> None:
+        self._hung_up.set()
         self._events.put_nowait(HangUp())
 
     async def close(self) -> CallOutcome:
@@ -144,22 +150,21 @@ class CallSession:
                 caller_event, started = await self._understand(event)
                 if caller_event is None:
                     continue
-                decision, self.state = decide(caller_event, self.state, self.bot)
+                decision, self.state = decide(caller_event, self.state, self._context())
                 await self._carry_out(decision, started)
         except Exception as exc:
-            # whatever broke, the caller goes to a human rather than into silence
-            self.log.exception("dialogue failed, transferring to the default queue: %s", exc)
+            # whatever broke, the caller goes to a human (or the mailbox) rather than into silence
+            self.log.exception("dialogue failed, handing the call over: %s", exc)
             self.res.metrics.stage_failures.labels("dialogue").inc()
-            queue = self.bot.default_queue
-            self.outcome = self._transfer_outcome(queue, "dialogue_error")
+            self.outcome = failover_outcome(self.res, self.call_id, "dialogue_error")
         finally:
             self.ended.set()
 
     async def _greet(self) -> None:
         text = self.bot.prompts.greeting
         if self.res.asr is None:
-            text = f"{text} {self.bot.prompts.menu}"
-            self.state = CallState(in_menu=True)
+            text = f"{text} {self.bot.menus['main'].prompt}"
+            self.state = CallState(caller=self.state.caller, menu="main")
         first = await self._speak(text)
         if first is not None:
             self.first_audio_ms = (first - self._started_at) * 1000
@@ -224,7 +229,7 @@ class CallSession:
 
     async def _parse(self, final: TranscriptFinal) -> CallerEvent:
         try:
-            nlu = await understand(self.res.nlu, final.text, self.bot.language, self.bot.timezone)
+            nlu = await understand(self.res.nlu, final.text, self.bot.language, self.res.folder.timezone)
         except NluUnavailableError as exc:
             self.log.warning("NLU unavailable for %r: %s", final.text, exc)
             self.res.metrics.stage_failures.labels("nlu").inc()
@@ -250,14 +255,44 @@ class CallSession:
         )
         return Heard(nlu)
 
+    def _context(self) -> Context:
+        return Context(self.bot, self.res.folder.router, datetime.now(UTC), self.res.live.snapshot())
+
     async def _carry_out(self, decision: Decision, started: float) -> None:
         self.log.info("decision %s: %s", decision.action, decision.why)
+        handoff: asyncio.Task[CallOutcome | Overflow] | None = None
         if isinstance(decision, Transfer):
-            self.outcome = self._transfer_outcome(decision.queue, str(decision.why.get("rule")))
+            if self.res.folder.routing.queues[decision.queue].target.type == "webhook":
+                # the hand-off request runs while the caller hears the announcement
+                handoff = asyncio.create_task(
+                    webhook_transfer(decision, self.res, self.call_id, self.state.caller, self.turns.turns, self.log)
+                )
+            else:
+                self.outcome = transfer_outcome(decision, self.res, self.call_id)
         elif isinstance(decision, Overflow):
             self.outcome = CallOutcome("overflow", reason=decision.reason)
         elif isinstance(decision, Hangup):
             self.outcome = self._hangup_outcome()
+        await self._say_decision(decision, started)
+        if handoff is not None:
+            handed = await handoff
+            if isinstance(handed, Overflow):
+                self.outcome = CallOutcome("overflow", reason=handed.reason)
+                await self._say_decision(handed, time.monotonic())
+            else:
+                self.outcome = handed
+        if isinstance(decision, ENDS_CALL):
+            # let the announcement play out before the provider takes the call over (unless the caller left)
+            await self._until_played(timeout=30)
+
+    async def _until_played(self, timeout: float) -> None:
+        idle = asyncio.create_task(self.player.wait_idle(timeout))
+        gone = asyncio.create_task(self._hung_up.wait())
+        _, pending = await asyncio.wait({idle, gone}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+
+    async def _say_decision(self, decision: Decision, started: float) -> None:
         first = await self._speak(decision.text)
         latency_ms = (first - started) * 1000 if first is not None else None
         if latency_ms is not None:
@@ -265,9 +300,6 @@ class CallSession:
         self.turns.add(
             TurnRecord("bot", decision.text, action=decision.action, decision=decision.why, latency_ms=latency_ms)
         )
-        if isinstance(decision, ENDS_CALL):
-            # let the announcement play out before the provider takes the call over
-            await self.player.wait_idle(timeout=30)
 
     async def _speak(self, text: str) -> float | None:
         """Synthesize and queue ``text``; the monotonic time of its first frame, or None if none was sent."""
@@ -292,17 +324,13 @@ class CallSession:
             self.log.error("speech synthesis failed: %s", exc)
             self.res.metrics.stage_failures.labels("tts").inc()
             if self.outcome is None:
-                self.outcome = self._transfer_outcome(self.bot.default_queue, "tts_error")
+                self.outcome = failover_outcome(self.res, self.call_id, "tts_error")
         self.player.end_of_utterance()
         self.res.metrics.engine_cpu.labels("piper").inc(max(tts.cpu_seconds - cpu_before, 0.0))
         try:
             return await asyncio.wait_for(asyncio.shield(first), timeout=2.0)
         except TimeoutError:
             return None
-
-    def _transfer_outcome(self, queue: str, reason: str) -> CallOutcome:
-        target = self.bot.queues[queue].target
-        return CallOutcome("transfer", reason=reason, queue=queue, target=f"{target.type}:{target.value}")
 
     def _hangup_outcome(self) -> CallOutcome:
         return CallOutcome("answered" if self.state.answered else "hangup")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import struct
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -15,7 +19,7 @@ from callbot.errors import ModelMissingError, SpeechEngineError
 class PiperSpeaker:
     """A loaded piper voice. ``speak`` yields 16-bit PCM at ``sample_rate``, one chunk per sentence."""
 
-    def __init__(self, voice_path: Path, cache_entries: int = 256) -> None:
+    def __init__(self, voice_path: Path, cache_entries: int = 256, disk_cache: Path | None = None) -> None:
         from piper import PiperVoice
 
         config_path = Path(f"{voice_path}.json")
@@ -33,6 +37,10 @@ class PiperSpeaker:
         self._cache_entries = cache_entries
         self._lock = threading.Lock()
         self.cache_hits = 0
+        self.disk_hits = 0
+        self._disk_cache = disk_cache
+        stat = voice_path.stat()
+        self._voice_key = f"{voice_path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
         self.cpu_seconds = 0.0
         self.audio_seconds = 0.0
 
@@ -53,10 +61,50 @@ class PiperSpeaker:
         self._remember(text, tuple(chunks))
 
     def warm(self, texts: list[str]) -> None:
-        """Synthesize fixed prompts ahead of the first call."""
+        """Synthesize fixed prompts ahead of the first call. With a disk cache, prompts synthesized by an earlier
+        run of the same voice are read back instead (only these fixed texts are written to disk, never what a
+        caller said)."""
         for text in texts:
-            for _ in self.speak(text):
-                pass
+            if self.is_cached(text):
+                continue
+            stored = self._read_disk(text)
+            if stored is not None:
+                self.disk_hits += 1
+                self._remember(text, stored)
+                continue
+            chunks = tuple(self.speak(text))
+            self._write_disk(text, chunks)
+
+    def _disk_path(self, text: str) -> Path | None:
+        if self._disk_cache is None:
+            return None
+        digest = hashlib.sha256(f"{self._voice_key}\n{text}".encode()).hexdigest()
+        return self._disk_cache / f"{digest}.pcm"
+
+    def _read_disk(self, text: str) -> tuple[bytes, ...] | None:
+        path = self._disk_path(text)
+        if path is None or not path.is_file():
+            return None
+        data = path.read_bytes()
+        chunks, offset = [], 0
+        while offset + 4 <= len(data):
+            (size,) = struct.unpack_from("<I", data, offset)
+            chunks.append(data[offset + 4 : offset + 4 + size])
+            offset += 4 + size
+        return tuple(chunks) if offset == len(data) and chunks else None
+
+    def _write_disk(self, text: str, chunks: tuple[bytes, ...]) -> None:
+        path = self._disk_path(text)
+        if path is None:
+            return
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as out:
+                for chunk in chunks:
+                    out.write(struct.pack("<I", len(chunk)) + chunk)
+            os.replace(out.name, path)
+        except OSError:
+            pass  # a cache: the prompt is synthesized again next time
 
     def is_cached(self, text: str) -> bool:
         with self._lock:

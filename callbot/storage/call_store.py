@@ -13,7 +13,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from callbot.errors import StorageError
-from callbot.storage.tables import CallRow, TurnRow
+from callbot.storage.tables import AgentStatusRow, CallRow, TurnRow
 
 T = TypeVar("T")
 
@@ -37,6 +37,7 @@ class CallOutcome:
     reason: str | None = None
     queue: str | None = None
     target: str | None = None
+    skill: str | None = None
 
 
 class CallStore:
@@ -116,6 +117,7 @@ class CallStore:
             row.outcome_reason = outcome.reason
             row.transfer_queue = outcome.queue
             row.transfer_target = outcome.target
+            row.transfer_skill = outcome.skill
             row.ended_at = datetime.now(UTC)
             if first_audio_ms is not None:
                 row.first_audio_ms = first_audio_ms
@@ -123,6 +125,29 @@ class CallStore:
                 row.degraded = sorted(set(degraded))
 
         await self._run(update)
+
+    async def record_transfer_result(self, call_id: str, result: str, wait_s: float | None) -> None:
+        """What became of a transfer, as the provider reported it (answered, busy, no-answer, bridged...)."""
+
+        def update(s: Session) -> None:
+            row = _get(s, call_id)
+            row.transfer_result = result[:32]
+            row.transfer_wait_s = wait_s
+
+        await self._run(update)
+
+    async def agent_statuses(self) -> dict[str, str]:
+        return await self._run(lambda s: {row.agent_id: row.status for row in s.scalars(select(AgentStatusRow))})
+
+    async def set_agent_status(self, agent_id: str, status: str, by: str) -> None:
+        def upsert(s: Session) -> None:
+            row = s.get(AgentStatusRow, agent_id)
+            if row is None:
+                row = AgentStatusRow(agent_id=agent_id)
+                s.add(row)
+            row.status, row.updated_at, row.updated_by = status, datetime.now(UTC), by[:64]
+
+        await self._run(upsert)
 
     async def get_call(self, call_id: str) -> CallRow | None:
         def load(s: Session) -> CallRow | None:

@@ -28,6 +28,9 @@ class CallRow(Base):
     outcome_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_target: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    transfer_skill: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    transfer_result: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    transfer_wait_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     stream_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -56,3 +59,14 @@ class TurnRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     call: Mapped[CallRow] = relationship(back_populates="turns")
+
+
+class AgentStatusRow(Base):
+    """The last status an agent's ACD or softphone reported; the bot folder gives the status until then."""
+
+    __tablename__ = "agent_status"
+
+    agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_by: Mapped[str] = mapped_column(String(64))

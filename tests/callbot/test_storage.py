@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -79,9 +80,41 @@ def test_migration_creates_the_schema(tmp_path):
     engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     migrate(engine)
     tables = set(sa.inspect(engine).get_table_names())
-    assert {"calls", "turns", "alembic_version"} <= tables
+    assert {"calls", "turns", "agent_status", "alembic_version"} <= tables
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_upgrade_from_the_first_schema_keeps_the_calls(backend, tmp_path, request):
+    url = f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    migrate(engine, "0001")
+    store = CallStore(engine)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO calls (id, provider, provider_call_id, from_number, to_number, bot, language, status,"
+                " outcome, transfer_queue, created_at, degraded) VALUES ('old', 'twilio', 'CA9', '+33600000000', '',"
+                " 'fr', 'fr', 'completed', 'transfer', 'advisors', :at, '[]')"
+            ),
+            {"at": datetime.now(UTC)},
+        )
+    migrate(engine)
+    row = await store.get_call("old")
+    assert row is not None and row.outcome == "transfer" and row.transfer_queue == "advisors"
+    assert row.transfer_skill is None and row.transfer_result is None
+    await store.record_transfer_result("old", "bridged", 42.0)
+    assert (await store.get_call("old")).transfer_wait_s == 42.0  # type: ignore[union-attr]
+    engine.dispose()
+
+
+async def test_agent_statuses_are_stored(store):
+    assert await store.agent_statuses() == {}
+    await store.set_agent_status("c.martin", "busy", by="api")
+    await store.set_agent_status("c.martin", "wrap_up", by="api")
+    await store.set_agent_status("s.simon", "offline", by="api")
+    assert await store.agent_statuses() == {"c.martin": "wrap_up", "s.simon": "offline"}
 
 
 async def test_turns_are_kept_while_the_database_is_down_and_written_when_it_is_back(tmp_path, caplog):

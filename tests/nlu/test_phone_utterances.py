@@ -12,7 +12,7 @@ from nlu.entities import normalize_entities
 from nlu.spoken_numbers import digits_from_speech
 from nlu.training_data import load_training_data
 from nlu.understanding import understand
-from routing.bot_config import load_bot_config
+from routing.bot_folder import load_bot_folder
 from tests.conftest import ROOT
 
 # measured on these held-out sets with the policies in bot.yml (2026-11-22): fr 48/48, en 45/48 understood and
@@ -22,19 +22,20 @@ MIN_ENTITIES_FOUND = 0.8
 
 
 async def check_bot(lang: str, url: str, token: str) -> None:
-    bot = load_bot_config(ROOT / "bots" / lang)
+    folder = load_bot_folder(ROOT / "bots" / lang)
+    bot, timezone = folder.bot, folder.timezone
     cases = yaml.safe_load((ROOT / "bots" / lang / "tests" / "phone_utterances.yml").read_text(encoding="utf-8"))
     synonyms = _synonyms(lang)
     client = RasaClient(url, timeout_s=10, token=token)
     misses, entity_misses, entities_expected = [], [], 0
     try:
         for case in cases:
-            result = await understand(client, case["text"], lang, bot.timezone)
+            result = await understand(client, case["text"], lang, timezone)
             accepted = result.confidence >= bot.nlu.threshold and result.margin >= bot.nlu.ambiguity_margin
             if not (accepted and result.intent == case["intent"]):
                 misses.append((case["text"], case["intent"], result.intent, round(result.confidence, 2)))
             said = {name: digits_from_speech(value, lang) for name, value in (case.get("entities") or {}).items()}
-            expected = normalize_entities(said, lang, _today(bot.timezone))
+            expected = normalize_entities(said, lang, _today(timezone))
             expected = {name: synonyms.get(value, value) for name, value in expected.items()}
             entities_expected += len(expected)
             got = result.entity_map

@@ -94,7 +94,7 @@ def test_every_intent_is_routed_and_every_routed_intent_is_trained(lang):
     bot = load_bot_config(ROOT / "bots" / lang)
     trained = set(load_training_data(ROOT / "bots" / lang / "nlu.yml").intents)
     assert set(bot.intents) == trained
-    assert {o.intent for o in bot.menu.values() if o.intent} <= trained
+    assert {o.intent for m in bot.menus.values() for o in m.options.values() if o.intent} <= trained
 
 
 @pytest.mark.parametrize("lang", BOTS)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -14,6 +16,7 @@ from callbot.frames import NluResult
 from routing.bot_config import BotConfig, load_bot_config
 from routing.decision import (
     CallState,
+    Context,
     Hangup,
     Heard,
     Menu,
@@ -27,16 +30,24 @@ from routing.decision import (
     Transfer,
     decide,
 )
+from routing.engine import Router
+from routing.live import LiveState
+from routing.routing_config import RoutingConfig
 
 PROMPTS = {
     "greeting": "P-greeting",
     "reprompt": "P-reprompt",
-    "menu": "P-menu",
     "menu_invalid": "P-menu-invalid",
     "anything_else": "P-anything-else",
     "transfer": "P-transfer",
     "goodbye": "P-goodbye",
-    "overflow": "P-overflow",
+    "overflow": {
+        "closed": "P-closed",
+        "no_agent": "P-no-agent",
+        "queue_full": "P-queue-full",
+        "not_understood": "P-not-understood",
+        "caller_request": "P-caller-request",
+    },
     "technical_issue": "P-technical",
 }
 
@@ -51,25 +62,59 @@ BOT_DICT: dict[str, Any] = {
     "intents": {
         "opening_hours": {"action": "answer", "response": "utter_hours"},
         "balance": {"action": "answer", "response": "utter_balance"},
-        "talk_to_advisor": {"action": "transfer", "queue": "advisors"},
+        "talk_to_advisor": {"action": "transfer", "skill": "general"},
         "leave_message": {"action": "overflow", "reason": "caller_request"},
         "goodbye": {"action": "hangup"},
         "repeat_please": {"action": "answer", "response": "utter_repeat"},
     },
-    "menu": {
-        "1": {"label": "Horaires", "intent": "opening_hours"},
-        "0": {"label": "Conseiller", "action": {"action": "transfer", "queue": "advisors"}},
+    "menus": {
+        "main": {
+            "prompt": "P-menu",
+            "options": {
+                "1": {"label": "Horaires", "intent": "opening_hours"},
+                "0": {"label": "Conseiller", "action": {"action": "transfer", "skill": "general"}},
+                "9": {"label": "Message", "action": {"action": "overflow", "reason": "caller_request"}},
+            },
+        }
     },
-    "queues": {
-        "advisors": {"target": {"type": "queue", "value": "advisors"}},
-        "collections": {"target": {"type": "number", "value": "+33100000001"}},
-    },
-    "default_queue": "advisors",
     "nlu": {"threshold": 0.5, "ambiguity_margin": 0.1},
     "dialogue": {"max_reprompts": 2, "max_menu_attempts": 2, "max_turns": 6},
 }
 
+ROUTING_DICT: dict[str, Any] = {
+    "timezone": "Europe/Paris",
+    "skills": {"general": {}},
+    "calendars": {"office": {"weekly": {"mon-fri": ["09:00-18:00"]}, "public_holidays": "fr"}},
+    "queues": {
+        "advisors": {"skills": ["general"], "target": {"type": "queue", "value": "advisors"}, "hours": "office"}
+    },
+    "agents": {"a1": {"skills": {"general": 3}, "status": "available"}},
+    "rules": [
+        {
+            "id": "not_understood_open",
+            "when": {"intent": "nlu_fallback", "time": {"calendar": "office"}},
+            "then": {"action": "transfer", "skill": "general"},
+        },
+        {
+            "id": "not_understood_closed",
+            "when": {"intent": "nlu_fallback"},
+            "then": {"action": "overflow", "reason": "not_understood"},
+        },
+    ],
+    "default": {"action": "overflow", "reason": "not_understood"},
+    "failover_skill": "general",
+}
+
 BOT = BotConfig.model_validate(BOT_DICT)
+ROUTING = RoutingConfig.model_validate(ROUTING_DICT)
+ROUTER = Router(ROUTING, BOT.intents)
+OPEN = datetime.datetime(2026, 12, 1, 10, 0, tzinfo=ZoneInfo("Europe/Paris"))  # a Tuesday morning
+CLOSED = datetime.datetime(2026, 12, 1, 20, 0, tzinfo=ZoneInfo("Europe/Paris"))
+LIVE = LiveState(ROUTING).snapshot()
+
+
+def ctx(now: datetime.datetime = OPEN) -> Context:
+    return Context(BOT, ROUTER, now, LIVE)
 
 
 def heard(
@@ -86,22 +131,33 @@ def answer(response: str) -> str:
 
 
 FAIL = heard(None, 0.0)
-MENU_STATE = CallState(turns=3, failed_turns=3, in_menu=True)
+MENU_STATE = CallState(turns=3, failed_turns=3, menu="main")
 
-# (id, initial state, events, expected decision type, expected decision fields, expected state fields)
-CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any]]] = [
+# (id, initial state, events, time, expected decision type, expected decision fields, expected state fields)
+CASES: list[tuple[str, CallState, list[Any], datetime.datetime, type, dict[str, Any], dict[str, Any]]] = [
     (
         "confident_answer",
         CallState(failed_turns=2),
         [heard("opening_hours")],
+        OPEN,
         Say,
-        {"text": answer("R-hours"), "response_id": "utter_hours"},
+        {"text": answer("R-hours"), "response_id": "utter_hours", "why.rule": "intent:opening_hours"},
         {"answered": 1, "failed_turns": 0, "last_bot_text": answer("R-hours"), "turns": 1},
+    ),
+    (
+        "answer_when_closed_too",
+        CallState(),
+        [heard("opening_hours")],
+        CLOSED,
+        Say,
+        {"text": answer("R-hours")},
+        {"answered": 1},
     ),
     (
         "slot_filled",
         CallState(),
         [heard("balance", entities=(("contract_number", "A42"),))],
+        OPEN,
         Say,
         {"text": answer("R-balance A42"), "response_id": "utter_balance"},
         {"answered": 1},
@@ -110,31 +166,44 @@ CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any
         "slot_missing_fallback",
         CallState(),
         [heard("balance")],
+        OPEN,
         Say,
         {"text": answer("R-balance-generic")},
         {"answered": 1},
     ),
     (
-        "transfer_intent",
+        "transfer_intent_open",
         CallState(),
         [heard("talk_to_advisor")],
+        OPEN,
         Transfer,
-        {"queue": "advisors", "text": PROMPTS["transfer"]},
+        {"queue": "advisors", "skill": "general", "text": PROMPTS["transfer"], "why.rule": "intent:talk_to_advisor"},
+        {},
+    ),
+    (
+        "transfer_intent_closed_overflows",
+        CallState(),
+        [heard("talk_to_advisor")],
+        CLOSED,
+        Overflow,
+        {"reason": "closed", "text": PROMPTS["overflow"]["closed"], "why.rule": "intent:talk_to_advisor"},
         {},
     ),
     (
         "overflow_intent",
         CallState(),
         [heard("leave_message")],
+        OPEN,
         Overflow,
-        {"reason": "caller_request", "text": PROMPTS["overflow"]},
+        {"reason": "caller_request", "text": PROMPTS["overflow"]["caller_request"]},
         {},
     ),
-    ("goodbye_hangup", CallState(), [heard("goodbye")], Hangup, {"text": PROMPTS["goodbye"]}, {}),
+    ("goodbye_hangup", CallState(), [heard("goodbye")], OPEN, Hangup, {"text": PROMPTS["goodbye"]}, {}),
     (
         "at_threshold_understood",
         CallState(),
         [heard("opening_hours", 0.5)],
+        OPEN,
         Say,
         {"text": answer("R-hours")},
         {"answered": 1},
@@ -143,14 +212,16 @@ CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any
         "below_threshold",
         CallState(),
         [heard("opening_hours", 0.49)],
+        OPEN,
         Reprompt,
         {"text": PROMPTS["reprompt"], "why.rule": "low_confidence"},
-        {"failed_turns": 1, "in_menu": False},
+        {"failed_turns": 1, "menu": None},
     ),
     (
         "ambiguous",
         CallState(),
         [heard("opening_hours", 0.6, ranking=(("opening_hours", 0.6), ("balance", 0.55)))],
+        OPEN,
         Reprompt,
         {"why.rule": "ambiguous"},
         {"failed_turns": 1},
@@ -159,23 +230,26 @@ CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any
         "clear_margin",
         CallState(),
         [heard("opening_hours", 0.6, ranking=(("opening_hours", 0.6), ("balance", 0.3)))],
+        OPEN,
         Say,
         {"text": answer("R-hours")},
         {},
     ),
-    ("intent_none", CallState(), [heard(None, 0.9)], Reprompt, {"why.rule": "low_confidence"}, {}),
+    ("intent_none", CallState(), [heard(None, 0.9)], OPEN, Reprompt, {"why.rule": "low_confidence"}, {}),
     (
-        "intent_not_configured",
+        "intent_without_action_goes_to_default_rule",
         CallState(),
         [heard("weather", 0.9)],
-        Reprompt,
-        {"why.rule": "intent_not_configured"},
-        {"failed_turns": 1},
+        OPEN,
+        Overflow,
+        {"reason": "not_understood", "why.rule": "default"},
+        {},
     ),
     (
         "silence",
         CallState(),
         [Silence()],
+        OPEN,
         Reprompt,
         {"text": PROMPTS["reprompt"], "why.rule": "silence"},
         {"failed_turns": 1},
@@ -184,86 +258,133 @@ CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any
         "third_failure_menu",
         CallState(),
         [FAIL, Silence(), FAIL],
+        OPEN,
         Menu,
-        {"text": PROMPTS["menu"]},
-        {"in_menu": True, "failed_turns": 3},
+        {"text": "P-menu", "menu": "main"},
+        {"menu": "main", "failed_turns": 3},
     ),
     (
         "menu_press_intent",
         MENU_STATE,
         [Pressed("1")],
+        OPEN,
         Say,
-        {"text": answer("R-hours"), "why.rule": "menu:1"},
-        {"in_menu": False, "failed_turns": 0, "answered": 1},
+        {"text": answer("R-hours"), "why.via": "menu:1", "why.rule": "intent:opening_hours"},
+        {"menu": None, "failed_turns": 0, "answered": 1},
     ),
     (
         "menu_press_action",
         MENU_STATE,
         [Pressed("0")],
+        OPEN,
         Transfer,
         {"queue": "advisors", "text": PROMPTS["transfer"], "why.rule": "menu:0"},
+        {},
+    ),
+    (
+        "menu_press_transfer_when_closed",
+        MENU_STATE,
+        [Pressed("0")],
+        CLOSED,
+        Overflow,
+        {"reason": "closed", "why.rule": "menu:0"},
+        {},
+    ),
+    (
+        "menu_press_message",
+        MENU_STATE,
+        [Pressed("9")],
+        OPEN,
+        Overflow,
+        {"reason": "caller_request", "text": PROMPTS["overflow"]["caller_request"]},
         {},
     ),
     (
         "menu_invalid_digit",
         MENU_STATE,
         [Pressed("7")],
+        OPEN,
         Menu,
-        {"text": f"{PROMPTS['menu_invalid']} {PROMPTS['menu']}", "why.rule": "menu_invalid_digit"},
-        {"menu_attempts": 1, "in_menu": True},
+        {"text": f"{PROMPTS['menu_invalid']} P-menu", "why.rule": "menu_invalid_digit"},
+        {"menu_attempts": 1, "menu": "main"},
     ),
     (
-        "menu_invalid_twice",
+        "menu_invalid_twice_open_transfers",
         MENU_STATE,
         [Pressed("7"), Pressed("8")],
+        OPEN,
         Transfer,
-        {"queue": "advisors", "text": PROMPTS["transfer"], "why.rule": "menu_exhausted"},
+        {"queue": "advisors", "why.rule": "not_understood_open", "why.via": "menu_exhausted"},
+        {},
+    ),
+    (
+        "menu_invalid_twice_closed_overflows",
+        MENU_STATE,
+        [Pressed("7"), Pressed("8")],
+        CLOSED,
+        Overflow,
+        {"reason": "not_understood", "why.rule": "not_understood_closed", "why.via": "menu_exhausted"},
         {},
     ),
     (
         "menu_silence_counts",
         MENU_STATE,
         [Silence()],
+        OPEN,
         Menu,
-        {"text": PROMPTS["menu"]},
-        {"menu_attempts": 1, "in_menu": True},
+        {"text": "P-menu"},
+        {"menu_attempts": 1, "menu": "main"},
     ),
     (
         "menu_silence_then_invalid",
         MENU_STATE,
         [Silence(), Pressed("7")],
+        OPEN,
         Transfer,
-        {"why.rule": "menu_exhausted"},
+        {"why.via": "menu_exhausted"},
         {},
     ),
     (
         "menu_silence_twice",
         MENU_STATE,
         [Silence(), Silence()],
+        OPEN,
         Transfer,
-        {"queue": "advisors", "why.rule": "menu_exhausted"},
+        {"queue": "advisors", "why.via": "menu_exhausted"},
         {},
     ),
     (
-        "nlu_down",
+        "nlu_down_failover",
         CallState(),
         [NluDown("hi", "connection refused")],
+        OPEN,
         Transfer,
         {"queue": "advisors", "text": PROMPTS["technical_issue"], "why.rule": "nlu_unavailable"},
+        {},
+    ),
+    (
+        "nlu_down_closed_takes_a_message",
+        CallState(),
+        [NluDown("hi", "connection refused")],
+        CLOSED,
+        Overflow,
+        {"reason": "closed", "text": PROMPTS["overflow"]["closed"], "why.rule": "nlu_unavailable"},
         {},
     ),
     (
         "speech_lost",
         CallState(),
         [SpeechLost("vosk crashed")],
+        OPEN,
         Menu,
-        {"text": PROMPTS["menu"], "why.rule": "speech_unavailable"},
-        {"in_menu": True},
+        {"text": "P-menu", "why.rule": "speech_unavailable"},
+        {"menu": "main"},
     ),
     (
         "max_turns",
         CallState(),
         [heard("opening_hours")] * 7,
+        OPEN,
         Transfer,
         {"queue": "advisors", "text": PROMPTS["transfer"], "why.rule": "max_turns"},
         {"turns": 7},
@@ -272,6 +393,7 @@ CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any
         "within_max_turns",
         CallState(),
         [heard("opening_hours")] * 6,
+        OPEN,
         Say,
         {"text": answer("R-hours")},
         {"turns": 6, "answered": 6},
@@ -280,6 +402,7 @@ CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any
         "repeat_after_answer",
         CallState(),
         [heard("balance", entities=(("contract_number", "B7"),)), heard("repeat_please")],
+        OPEN,
         Say,
         {"text": answer("R-balance B7"), "response_id": "repeat"},
         {"answered": 1},
@@ -288,6 +411,7 @@ CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any
         "repeat_without_history",
         CallState(),
         [heard("repeat_please")],
+        OPEN,
         Say,
         {"text": answer("R-repeat"), "response_id": "utter_repeat"},
         {},
@@ -295,21 +419,26 @@ CASES: list[tuple[str, CallState, list[Any], type, dict[str, Any], dict[str, Any
 ]
 
 
-def run(state: CallState, events: list[Any]) -> tuple[Any, CallState, list[Any]]:
+def run(state: CallState, events: list[Any], now: datetime.datetime) -> tuple[Any, CallState, list[Any]]:
     decisions = []
     for event in events:
-        decision, state = decide(event, state, BOT)
+        decision, state = decide(event, state, ctx(now))
         decisions.append(decision)
     return decisions[-1], state, decisions
 
 
 @pytest.mark.parametrize(
-    ("state", "events", "kind", "fields", "state_fields"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+    ("state", "events", "now", "kind", "fields", "state_fields"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
 )
 def test_decide(
-    state: CallState, events: list[Any], kind: type, fields: dict[str, Any], state_fields: dict[str, Any]
+    state: CallState,
+    events: list[Any],
+    now: datetime.datetime,
+    kind: type,
+    fields: dict[str, Any],
+    state_fields: dict[str, Any],
 ) -> None:
-    decision, after, decisions = run(state, events)
+    decision, after, decisions = run(state, events, now)
     assert type(decision) is kind, decision
     for name, value in fields.items():
         actual = decision.why[name.removeprefix("why.")] if name.startswith("why.") else getattr(decision, name)
@@ -322,8 +451,17 @@ def test_decide(
 
 def test_decision_does_not_mutate_state() -> None:
     state = CallState()
-    decide(heard("opening_hours"), state, BOT)
+    decide(heard("opening_hours"), state, ctx())
     assert state == CallState()
+
+
+def test_transfer_records_the_queue_it_tried() -> None:
+    decision, _ = decide(heard("talk_to_advisor"), CallState(), ctx())
+    assert isinstance(decision, Transfer)
+    [attempt] = decision.why["attempts"]
+    assert attempt["queue"] == "advisors" and attempt["verdict"] == "ok"
+    assert attempt["hours"] == "open tue 09:00-18:00"
+    assert decision.why["confidence"] == 0.9
 
 
 # --- bot.yml validation --------------------------------------------------------------------------------
@@ -340,28 +478,30 @@ def _defect(path: tuple[str, ...], value: Any) -> dict[str, Any]:
 
 def _menu_key_12() -> dict[str, Any]:
     data = copy.deepcopy(BOT_DICT)
-    data["menu"]["12"] = data["menu"].pop("1")
+    data["menus"]["main"]["options"]["12"] = data["menus"]["main"]["options"].pop("1")
     return data
 
 
 CONFIG_DEFECTS = [
     (
-        "unknown_queue",
-        _defect(("intents", "talk_to_advisor"), {"action": "transfer", "queue": "nowhere"}),
-        ["talk_to_advisor", "nowhere"],
-    ),
-    (
         "unknown_response",
         _defect(("intents", "opening_hours"), {"action": "answer", "response": "utter_nope"}),
         ["opening_hours", "utter_nope"],
     ),
-    ("default_queue_undefined", _defect(("default_queue",), "billing"), ["default_queue", "billing"]),
-    ("menu_key_12", _menu_key_12(), ["menu.12"]),
+    ("menu_key_12", _menu_key_12(), ["menus.main.options.12"]),
     (
         "menu_intent_and_action",
-        _defect(("menu", "1"), {"intent": "opening_hours", "action": {"action": "hangup"}}),
-        ["menu.1", "intent", "action"],
+        _defect(("menus", "main", "options", "1"), {"intent": "opening_hours", "action": {"action": "hangup"}}),
+        ["menus.main.options.1", "intent", "action"],
     ),
+    ("no_main_menu", _defect(("menus",), {"other": BOT_DICT["menus"]["main"]}), ["menus.main"]),
+    (
+        "unknown_menu",
+        _defect(("intents", "opening_hours"), {"action": "menu", "menu": "billing"}),
+        ["intents.opening_hours.menu", "billing"],
+    ),
+    ("missing_overflow_prompt", _defect(("prompts", "overflow"), {"closed": "x"}), ["prompts.overflow.no_agent"]),
+    ("unknown_key", _defect(("dialogue", "max_repromts"), 3), ["dialogue.max_repromts", "unknown key"]),
     ("invalid_yaml", "language: fr\nprompts: [unclosed\n", ["line"]),
     ("missing_file", None, ["not found"]),
 ]

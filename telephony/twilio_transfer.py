@@ -1,0 +1,78 @@
+"""Twilio's callbacks about a transfer: the whisper played to the agent, and the transfer's result."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, Request, Response
+
+from callbot.errors import StorageError
+from callbot.resources import Resources
+from telephony import twiml
+from telephony.twilio_webhook import read_form, verify_signature, xml_response
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/twilio", tags=["twilio"])
+
+FAILED = frozenset({"busy", "no-answer", "failed", "canceled", "queue-full", "error", "system-error"})
+"""``DialCallStatus`` / ``QueueResult`` values meaning the caller never reached an agent."""
+
+
+@router.post("/whisper/{call_id}", summary="Whisper to the agent who answers a transfer, before connecting")
+async def whisper(call_id: str, request: Request) -> Response:
+    resources: Resources = request.app.state.resources
+    params = await read_form(request)
+    verify_signature(request, resources, params)
+    caller, skill, intent = "", "", ""
+    try:
+        row = await resources.store.get_call(call_id)
+    except StorageError as exc:
+        log.warning("[call %s] whisper without call details, database unavailable: %s", call_id, exc)
+        row = None
+    if row is not None:
+        caller, skill = row.from_number, row.transfer_skill or ""
+        intents = [t.intent for t in row.turns if t.speaker == "caller" and t.intent]
+        intent = intents[-1] if intents else ""
+        queue = resources.folder.routing.queues.get(row.transfer_queue or "")
+        template = queue.whisper if queue is not None else None
+    else:
+        template = None
+    text = (template or "{intent}").format(intent=_spoken(intent), caller=_spoken_number(caller), skill=skill)
+    return xml_response(twiml.say(text, resources.bot.language))
+
+
+@router.post("/transfer/{call_id}", summary="Result of a transfer (<Dial> or <Enqueue> action callback)")
+async def transfer_result(call_id: str, request: Request) -> Response:
+    resources: Resources = request.app.state.resources
+    params = await read_form(request)
+    verify_signature(request, resources, params)
+    result = params.get("DialCallStatus") or params.get("QueueResult") or "unknown"
+    waited = resources.live.dequeue(call_id)
+    wait_s = _seconds(params.get("QueueTime")) if "QueueResult" in params else None
+    if wait_s is None and waited is not None:
+        wait_s = waited[1]
+    try:
+        await resources.store.record_transfer_result(call_id, result, wait_s)
+    except StorageError as exc:
+        log.error("[call %s] transfer result %s could not be stored: %s", call_id, result, exc)
+    log.info("[call %s] transfer result: %s (waited %s s)", call_id, result, wait_s)
+    if result in FAILED:
+        resources.metrics.stage_failures.labels("transfer").inc()
+        return xml_response(twiml.say(resources.bot.prompts.technical_issue, resources.bot.language))
+    return xml_response(twiml.hangup())
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _spoken(intent: str) -> str:
+    return intent.replace("_", " ")
+
+
+def _spoken_number(number: str) -> str:
+    """Digits read one by one by the agent's text to speech (``+33612`` -> ``+3 3 6 1 2``)."""
+    return " ".join(number)
