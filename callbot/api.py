@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
+from callbot.access.guard import OPS, Require
 from callbot.errors import StorageError
 from callbot.resources import Component, Resources
 from callbot.storage.tables import CallRow
@@ -100,7 +101,7 @@ def _call_out(row: CallRow, with_turns: bool) -> CallOut:
     )
 
 
-@router.get("/api/calls/{call_id}", response_model=CallOut, tags=["calls"])
+@router.get("/api/calls/{call_id}", response_model=CallOut, tags=["calls"], dependencies=[Depends(Require(OPS))])
 async def get_call(call_id: str, request: Request) -> CallOut:
     resources: Resources = request.app.state.resources
     try:
@@ -112,7 +113,7 @@ async def get_call(call_id: str, request: Request) -> CallOut:
     return _call_out(row, with_turns=True)
 
 
-@router.get("/api/calls", response_model=list[CallOut], tags=["calls"])
+@router.get("/api/calls", response_model=list[CallOut], tags=["calls"], dependencies=[Depends(Require(OPS))])
 async def list_calls(
     request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
 ) -> list[CallOut]:

@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from callbot import __version__
+from callbot.access.bootstrap import ensure_first_admin
+from callbot.access.users import UserStore
 from callbot.api import router as api_router
 from callbot.queues_api import router as queues_router
 from callbot.resources import load_resources, restore_agent_statuses, start_nlu, warm_answers, warm_prompts
@@ -25,6 +27,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Configuration is validated here: a wrong bot folder raises ConfigError before serving."""
     settings = settings or Settings()
     resources = load_resources(settings)
+    users = UserStore(resources.store.engine)
+    ensure_first_admin(users, settings.data_dir)
     warm_prompts(resources)
 
     @asynccontextmanager
@@ -45,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Self-hosted callbot and overflow voicebot for customer-service phone lines",
     )
     app.state.resources = resources
+    app.state.users = users
     app.include_router(webhook_router)
     app.include_router(media_router)
     app.include_router(transfer_router)

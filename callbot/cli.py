@@ -14,6 +14,7 @@ from callbot.errors import CallbotError
 from callbot.settings import Settings
 
 if TYPE_CHECKING:
+    from callbot.access.users import UserStore
     from routing.bot_folder import BotFolder
 
 
@@ -90,6 +91,24 @@ def _parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(run=_routing_explain)
 
+    users = commands.add_parser("users", help="console and API users").add_subparsers(title="users")
+    add = users.add_parser("add", help="add a user (the password is asked, or read from stdin)")
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=["admin", "ops", "trainee"])
+    add.add_argument("--name", default="", help="display name")
+    add.add_argument("--language", default="fr", choices=["fr", "en"], help="console language")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(run=_users_add)
+    passwd = users.add_parser("passwd", help="set a user's password (ends the user's console sessions)")
+    passwd.add_argument("username")
+    passwd.add_argument("--password-stdin", action="store_true")
+    passwd.set_defaults(run=_users_passwd)
+    users.add_parser("list", help="list users").set_defaults(run=_users_list)
+    token = users.add_parser("token", help="create an API token acting as a user (shown once)")
+    token.add_argument("username")
+    token.add_argument("--name", default="api", help="what the token is for, e.g. acd")
+    token.set_defaults(run=_users_token)
+
     call = commands.add_parser("call", help="place a simulated Twilio call against a running server")
     call.add_argument("audio", type=Path, help="WAV file the caller says (any rate; converted to 8 kHz mu-law)")
     call.add_argument("--url", default="http://127.0.0.1:8080")
@@ -98,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-token",
         default=os.environ.get("CALLBOT_TWILIO_AUTH_TOKEN"),
         help="Twilio auth token used to sign requests (default: CALLBOT_TWILIO_AUTH_TOKEN)",
+    )
+    call.add_argument(
+        "--api-token",
+        default=os.environ.get("CALLBOT_API_TOKEN"),
+        help="API token to read back the turns the server recorded (default: CALLBOT_API_TOKEN)",
     )
     call.add_argument("--out", type=Path, help="write what the bot said (as heard by the caller) to this WAV")
     call.add_argument("--speed", type=float, default=1.0, help="send and play audio this many times real time")
@@ -256,6 +280,51 @@ def load_bot_folder_for(bot: Path | None) -> BotFolder:
     return load_bot_folder(_settings(bot).bot_dir)
 
 
+def _user_store() -> UserStore:
+    from callbot.access.users import UserStore
+    from callbot.storage.database import make_engine, migrate
+
+    engine = make_engine(Settings().effective_database_url)
+    migrate(engine)
+    return UserStore(engine)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    import getpass
+
+    first = getpass.getpass("password: ")
+    if getpass.getpass("again: ") != first:
+        raise CallbotError("the two passwords differ")
+    return first
+
+
+def _users_add(args: argparse.Namespace) -> int:
+    user = _user_store().add_user(
+        args.username, _read_password(args.password_stdin), args.role, args.name, args.language
+    )
+    print(f"added {user.username} ({user.role})")
+    return 0
+
+
+def _users_passwd(args: argparse.Namespace) -> int:
+    _user_store().set_password(args.username, _read_password(args.password_stdin))
+    print(f"password of {args.username} changed; their console sessions are closed")
+    return 0
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    for user in _user_store().list_users():
+        print(f"{user.username}\t{user.role}\t{user.language}\t{user.display_name}")
+    return 0
+
+
+def _users_token(args: argparse.Namespace) -> int:
+    print(_user_store().new_api_token(args.username, args.name))
+    return 0
+
+
 def _call(args: argparse.Namespace) -> int:
     from callbot.simulator import place_call, write_wav
 
@@ -266,6 +335,7 @@ def _call(args: argparse.Namespace) -> int:
         args.audio,
         dtmf=args.dtmf,
         auth_token=args.auth_token,
+        api_token=args.api_token,
         speed=args.speed,
         caller=args.caller,
         barge_in=args.barge_in,
@@ -279,6 +349,8 @@ def _call(args: argparse.Namespace) -> int:
         f"call {report.call_id}: {report.outcome}" + (f" -> {report.transfer_target}" if report.transfer_target else "")
     )
     print(f"first bot audio after {report.first_audio_ms} ms; bot spoke {report.bot_audio_s:.1f} s")
+    if report.turns_error:
+        print(f"turns not shown: {report.turns_error}")
     for turn in report.turns:
         intent = f" [{turn['intent']} {turn['confidence']:.2f}]" if turn.get("intent") else ""
         latency = f" ({turn['latency_ms']:.0f} ms)" if turn.get("latency_ms") is not None else ""

@@ -5,16 +5,17 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
+from callbot.access.guard import OPS, OpsUser, Require
 from callbot.errors import StorageError
 from callbot.resources import Resources
 from routing.queue_state import queue_status
 from routing.routing_config import AgentStatus
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api", tags=["routing"])
+router = APIRouter(prefix="/api", tags=["routing"], dependencies=[Depends(Require(OPS))])
 
 
 class QueueOut(BaseModel):
@@ -86,7 +87,7 @@ async def list_agents(request: Request) -> list[AgentOut]:
 
 
 @router.put("/agents/{agent_id}/status", response_model=StatusOut)
-async def set_agent_status(agent_id: str, body: StatusIn, request: Request) -> StatusOut:
+async def set_agent_status(agent_id: str, body: StatusIn, request: Request, user: OpsUser) -> StatusOut:
     """Report an agent's status (``available``, ``busy``, ``wrap_up``, ``offline``), as an ACD or a softphone
     does on every change. Routing uses it at once; it is stored so that a restart keeps it."""
     resources: Resources = request.app.state.resources
@@ -95,7 +96,7 @@ async def set_agent_status(agent_id: str, body: StatusIn, request: Request) -> S
     resources.live.set_status(agent_id, body.status)
     persisted = True
     try:
-        await resources.store.set_agent_status(agent_id, body.status, by="api")
+        await resources.store.set_agent_status(agent_id, body.status, by=user.username)
     except StorageError as exc:
         log.error("agent %s is %s now, but the status could not be stored: %s", agent_id, body.status, exc)
         persisted = False

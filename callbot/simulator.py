@@ -48,6 +48,7 @@ class CallReport:
     clears: int = 0
     twiml: str = ""
     turns: list[dict[str, Any]] = field(default_factory=list)
+    turns_error: str | None = None
     call: dict[str, Any] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
@@ -62,6 +63,7 @@ class CallReport:
             "clears": self.clears,
             "twiml": self.twiml,
             "turns": self.turns,
+            "turns_error": self.turns_error,
         }
 
 
@@ -181,6 +183,7 @@ class SimulatedCall:
         *,
         dtmf: str = "",
         auth_token: str | None = None,
+        api_token: str | None = None,
         speed: float = 1.0,
         caller: str = "+33612345678",
         called: str = "+33900000000",
@@ -191,6 +194,7 @@ class SimulatedCall:
         self.audio = audio
         self.dtmf = dtmf
         self.auth_token = auth_token
+        self.api_token = api_token
         self.speed = max(speed, 0.1)
         self.caller, self.called = caller, called
         self.turn_timeout = turn_timeout
@@ -226,14 +230,27 @@ class SimulatedCall:
             self.report.twiml = twiml
             self.report.transfer_target = _transfer_target(root)
             if self.report.call_id:
-                response = await http.get(f"{self.url}/api/calls/{self.report.call_id}")
-                if response.status_code == 200:
-                    self.report.call = response.json()
-                    self.report.outcome = self.report.call.get("outcome")
-                    self.report.turns = self.report.call.get("turns", [])
+                await self._read_back(http)
             if self.report.outcome is None:
                 self.report.outcome = "transfer" if self.report.transfer_target else "hangup"
         return self.report, played
+
+    async def _read_back(self, http: httpx.AsyncClient) -> None:
+        """The call as the server recorded it (it is stored moments after the stream closes)."""
+        headers = {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+        for _ in range(50):
+            response = await http.get(f"{self.url}/api/calls/{self.report.call_id}", headers=headers)
+            if response.status_code != 200:
+                self.report.turns_error = f"GET /api/calls answered {response.status_code}" + (
+                    "; pass --api-token (callbot users token NAME)" if response.status_code == 401 else ""
+                )
+                return
+            self.report.call = response.json()
+            if self.report.call.get("status") == "completed":
+                break
+            await asyncio.sleep(0.1)
+        self.report.outcome = self.report.call.get("outcome")
+        self.report.turns = self.report.call.get("turns", [])
 
     async def _post(self, http: httpx.AsyncClient, url: str, params: dict[str, str]) -> str:
         headers = {}

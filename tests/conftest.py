@@ -21,6 +21,8 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from callbot.access.users import UserStore
+from callbot.storage.database import make_engine, migrate
 from nlu.training import rasa_environment, rasa_executable, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,9 +152,36 @@ def rasa_server_en(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[s
     yield from run_rasa(model, tmp_path_factory.mktemp("rasa-en") / "rasa.log")
 
 
+TEST_PASSWORD = "correct horse battery staple"
+
+
+def staff_token(database_url: str, username: str = "ops.tester", role: str = "ops") -> str:
+    """An API token for a user of ``role`` in the database at ``database_url`` (the user is created once)."""
+    engine = make_engine(database_url)
+    migrate(engine)
+    users = UserStore(engine)
+    if username not in {u.username for u in users.list_users()}:
+        users.add_user(username, TEST_PASSWORD, role, username.title())  # type: ignore[arg-type]
+    token = users.new_api_token(username, "tests")
+    engine.dispose()
+    return token
+
+
 class Server:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path, data_dir: Path) -> None:
-        self.url, self.process, self.log, self.data_dir = url, process, log, data_dir
+    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path, data_dir: Path, db_url: str) -> None:
+        self.url, self.process, self.log, self.data_dir, self.db_url = url, process, log, data_dir, db_url
+        self._token: str | None = None
+
+    @property
+    def token(self) -> str:
+        """An ops user's API token (created on first use)."""
+        if self._token is None:
+            self._token = staff_token(self.db_url)
+        return self._token
+
+    @property
+    def api(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30)
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
@@ -187,7 +216,9 @@ def serve(tmp_path: Path, joe_voice: Path) -> Iterator[Callable[..., Server]]:
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
-        server = Server(f"http://127.0.0.1:{port}", process, log, data_dir)
+        sqlite_file = (Path(environ["CALLBOT_DATA_DIR"]) / "callbot.db").resolve()
+        db_url = environ.get("CALLBOT_DATABASE_URL") or f"sqlite:///{sqlite_file}"
+        server = Server(f"http://127.0.0.1:{port}", process, log, data_dir, db_url)
         servers.append(server)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

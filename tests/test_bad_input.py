@@ -21,7 +21,7 @@ from callbot.app import create_app
 from callbot.errors import ConfigError
 from callbot.settings import Settings
 from telephony.twilio_media import MAX_PROTOCOL_ERRORS
-from tests.conftest import ROOT, open_bot
+from tests.conftest import ROOT, TEST_PASSWORD, TTS_CACHE, open_bot
 
 START = {
     "event": "start",
@@ -42,6 +42,7 @@ def settings(tmp_path: Path, joe_voice: Path, **overrides: object) -> Settings:
         models_dir=tmp_path / "models",
         bot_dir=open_bot("fr"),
         tts_fallback_voice=joe_voice,
+        tts_cache_dir=TTS_CACHE,
         rasa_url="http://127.0.0.1:9",
         **overrides,
     )
@@ -66,8 +67,20 @@ def drain_until_closed(ws) -> None:
             ws.receive_text()
 
 
+def authorize(client: TestClient, role: str = "ops") -> TestClient:
+    """Give ``client`` an API token of a user with ``role`` (created in the app's database)."""
+    users = client.app.state.users  # type: ignore[attr-defined]
+    username = f"{role}.tester"
+    if username not in {u.username for u in users.list_users()}:
+        users.add_user(username, TEST_PASSWORD, role)
+    client.headers["Authorization"] = f"Bearer {users.new_api_token(username, 'tests')}"
+    return client
+
+
 def finished_call(client: TestClient, call_id: str) -> dict:
     """The call record once the server has closed the stream (that happens just after the peer leaves)."""
+    if "Authorization" not in client.headers:
+        authorize(client)
     for _ in range(100):
         call = client.get(f"/api/calls/{call_id}").json()
         if call["status"] == "completed":
@@ -80,7 +93,7 @@ def test_webhook_rejects_malformed_requests(client):
     assert client.post("/twilio/voice", data={"From": "+33600000000"}).status_code == 400
     response = client.post("/twilio/voice", json={"CallSid": "CA1"})
     assert response.status_code == 415 and "x-www-form-urlencoded" in response.json()["detail"]
-    assert client.get("/api/calls/does-not-exist").status_code == 404
+    assert authorize(client).get("/api/calls/does-not-exist").status_code == 404
 
 
 def test_media_stream_for_an_unknown_call_is_refused(client):

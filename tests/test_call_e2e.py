@@ -20,7 +20,19 @@ BOT = FOLDER.bot
 
 def place_call(server: Server, audio: Path, *args: str, timeout: float = 120) -> dict:
     completed = subprocess.run(
-        [sys.executable, "-m", "callbot.cli", "call", str(audio), "--url", server.url, "--json", *args],
+        [
+            sys.executable,
+            "-m",
+            "callbot.cli",
+            "call",
+            str(audio),
+            "--url",
+            server.url,
+            "--json",
+            "--api-token",
+            server.token,
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -91,7 +103,7 @@ def test_keypad_call_without_speech_model_is_greeted_and_transferred(serve, tmp_
     seconds, rms = wav_rms(bot_wav)
     assert seconds > 1.0 and rms > 300, "the caller must have heard the bot"
 
-    call = httpx.get(f"{server.url}/api/calls/{report['call_id']}").json()
+    call = server.api.get(f"/api/calls/{report['call_id']}").json()
     assert call["status"] == "completed"
     assert call["degraded"] == ["asr"]
     assert call["from_number"] == "+33612345678"
@@ -106,7 +118,7 @@ def test_unsigned_webhook_is_refused_when_a_token_is_configured(serve):
     assert httpx.post(f"{server.url}/twilio/voice", data=form).status_code == 403
     bad = {"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"}
     assert httpx.post(f"{server.url}/twilio/voice", data=form, headers=bad).status_code == 403
-    assert httpx.get(f"{server.url}/api/calls").json() == []
+    assert server.api.get("/api/calls").json() == []
 
 
 def test_menu_answer_then_caller_hangs_up_is_answered(serve, tmp_path):
@@ -165,7 +177,7 @@ def test_a_call_is_stored_in_postgresql(serve, tmp_path, postgres_url):
     server = serve(CALLBOT_DATABASE_URL=postgres_url)
     report = place_call(server, silence_wav(tmp_path / "caller.wav"), "--dtmf", "0", "--barge-in")
     assert report["outcome"] == "transfer"
-    call = httpx.get(f"{server.url}/api/calls/{report['call_id']}").json()
+    call = server.api.get(f"/api/calls/{report['call_id']}").json()
     assert call["status"] == "completed"
     assert [t["speaker"] for t in call["turns"]] == ["bot", "dtmf", "bot"]
     assert httpx.get(f"{server.url}/healthz").json()["components"]["database"]["detail"].startswith("postgresql")

@@ -45,14 +45,14 @@ def test_keypad_reaches_answer_transfers_and_overflow(serve, tmp_path):
     call_id = enqueued["call_id"]
     assert enqueued["outcome"] == "transfer" and enqueued["transfer_target"] == "queue:advisors"
     assert f'<Enqueue action="{server.url}/twilio/transfer/{call_id}">advisors</Enqueue>' in enqueued["twiml"]
-    queues = {q["name"]: q for q in httpx.get(f"{server.url}/api/queues").json()}
+    queues = {q["name"]: q for q in server.api.get("/api/queues").json()}
     assert queues["advisors"]["waiting"] == 1, "the caller waits in the Twilio queue"
     # Twilio reports that the caller left the queue, bridged to an agent after 42 s
     result = httpx.post(f"{server.url}/twilio/transfer/{call_id}", data={"QueueResult": "bridged", "QueueTime": "42"})
     assert "<Hangup/>" in result.text
-    queues = {q["name"]: q for q in httpx.get(f"{server.url}/api/queues").json()}
+    queues = {q["name"]: q for q in server.api.get("/api/queues").json()}
     assert queues["advisors"]["waiting"] == 0
-    call = httpx.get(f"{server.url}/api/calls/{call_id}").json()
+    call = server.api.get(f"/api/calls/{call_id}").json()
     assert call["transfer_result"] == "bridged" and call["transfer_wait_s"] == 42.0
     assert call["transfer_skill"] == "general"
 
@@ -69,7 +69,7 @@ def test_keypad_reaches_answer_transfers_and_overflow(serve, tmp_path):
     assert "Suspicion de fraude. Numéro de l'appelant : + 3 3 6 1 2 3 4 5 6 7 8." in whisper.text
     busy = httpx.post(f"{server.url}/twilio/transfer/{fraud_id}", data={"DialCallStatus": "busy"})
     assert busy.status_code == 200
-    assert httpx.get(f"{server.url}/api/calls/{fraud_id}").json()["transfer_result"] == "busy"
+    assert server.api.get(f"/api/calls/{fraud_id}").json()["transfer_result"] == "busy"
 
     message = place_call(server, caller, "--dtmf", "9", *FAST)
     assert message["outcome"] == "overflow"
@@ -100,20 +100,20 @@ def test_a_closed_centre_sends_callers_to_the_mailbox_with_the_closed_prompt(ser
     # the fraud cell is open around the clock: it still takes calls
     fraud = place_call(server, silence_wav(tmp_path / "caller.wav", 0), "--dtmf", "5", *FAST)
     assert fraud["outcome"] == "transfer"
-    queues = {q["name"]: q for q in httpx.get(f"{server.url}/api/queues").json()}
+    queues = {q["name"]: q for q in server.api.get("/api/queues").json()}
     assert queues["advisors"]["open"] is False and queues["advisors"]["accepting"] == "closed"
     assert queues["fraud"]["open"] is True
 
 
 def test_agent_statuses_drive_routing_and_survive_a_restart(serve, tmp_path):
     server = serve()
-    agents = {a["id"]: a for a in httpx.get(f"{server.url}/api/agents").json()}
+    agents = {a["id"]: a for a in server.api.get("/api/agents").json()}
     fraud_agents = [agent_id for agent_id, a in agents.items() if "fraud" in a["skills"]]
     assert fraud_agents == ["s.simon", "t.laurent"]
     for agent_id in fraud_agents:
-        response = httpx.put(f"{server.url}/api/agents/{agent_id}/status", json={"status": "offline"})
+        response = server.api.put(f"/api/agents/{agent_id}/status", json={"status": "offline"})
         assert response.status_code == 200 and response.json()["persisted"] is True
-    queues = {q["name"]: q for q in httpx.get(f"{server.url}/api/queues").json()}
+    queues = {q["name"]: q for q in server.api.get("/api/queues").json()}
     assert queues["fraud"]["available_agents"] == 0 and queues["fraud"]["accepting"] == "no_agent"
 
     report = place_call(server, silence_wav(tmp_path / "caller.wav", 0), "--dtmf", "5", *FAST)
@@ -121,13 +121,15 @@ def test_agent_statuses_drive_routing_and_survive_a_restart(serve, tmp_path):
     last = turns_of(report, "bot")[-1]
     assert last["decision"]["reason"] == "no_agent" and last["text"] == BOT.prompts.overflow.no_agent
 
-    assert httpx.put(f"{server.url}/api/agents/nobody/status", json={"status": "busy"}).status_code == 404
-    assert httpx.put(f"{server.url}/api/agents/s.simon/status", json={"status": "asleep"}).status_code == 422
+    assert server.api.put("/api/agents/nobody/status", json={"status": "busy"}).status_code == 404
+    assert server.api.put("/api/agents/s.simon/status", json={"status": "asleep"}).status_code == 422
 
     server.process.terminate()
     server.process.wait(timeout=20)
     again = serve(CALLBOT_DATA_DIR=str(server.data_dir))
-    agents = {a["id"]: a for a in httpx.get(f"{again.url}/api/agents").json()}
+    response = again.api.get("/api/agents")
+    assert response.status_code == 200, response.text
+    agents = {a["id"]: a for a in response.json()}
     assert agents["s.simon"]["status"] == "offline" and agents["t.laurent"]["status"] == "offline"
     assert agents["c.martin"]["status"] == "available"
 

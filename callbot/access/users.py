@@ -1,0 +1,245 @@
+"""Users, their passwords (argon2id), login lockout, console sessions and API tokens, in the database.
+
+Tokens (session cookies, API tokens) are random 256-bit values shown once; only their SHA-256 is stored, so a
+copy of the database does not let anyone log in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal, TypeVar
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from callbot.errors import CallbotError, StorageError
+from callbot.storage.tables import ApiTokenRow, SessionRow, UserRow
+
+Role = Literal["admin", "ops", "trainee"]
+ROLES: tuple[Role, ...] = ("admin", "ops", "trainee")
+MAX_FAILED_LOGINS = 5
+LOCKOUT = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=12)
+MIN_PASSWORD_LENGTH = 12
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+_HASHER = PasswordHasher()
+_DUMMY_HASH = _HASHER.hash("no such user: verify anyway so that timing does not tell")
+T = TypeVar("T")
+
+
+class AccessError(CallbotError):
+    """A user, password or token is refused; the message is safe to show."""
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    language: str
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.username
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSession:
+    token: str
+    csrf_token: str
+    user: User
+    expires_at: datetime
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccessError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+
+
+class UserStore:
+    def __init__(self, engine: Engine) -> None:
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    # --- users -----------------------------------------------------------------------------------------------
+
+    def add_user(self, username: str, password: str, role: Role, display_name: str = "", language: str = "fr") -> User:
+        if not _USERNAME.match(username):
+            raise AccessError(f"'{username}': a username is 2-64 lowercase letters, digits, '.', '_' or '-'")
+        if role not in ROLES:
+            raise AccessError(f"unknown role '{role}'; use one of {', '.join(ROLES)}")
+        check_password_strength(password)
+        row = UserRow(
+            username=username,
+            display_name=display_name[:128],
+            role=role,
+            password_hash=_HASHER.hash(password),
+            language=language if language in ("fr", "en") else "fr",
+            created_at=datetime.now(UTC),
+            failed_logins=0,
+            active=True,
+        )
+        try:
+            self._run(lambda s: s.add(row))
+        except StorageError as exc:
+            if isinstance(exc.__cause__, IntegrityError):
+                raise AccessError(f"user '{username}' already exists") from exc
+            raise
+        return _user(row)
+
+    def set_password(self, username: str, password: str) -> None:
+        check_password_strength(password)
+
+        def update(s: Session) -> None:
+            row = self._by_name(s, username)
+            row.password_hash = _HASHER.hash(password)
+            row.failed_logins, row.locked_until = 0, None
+            s.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
+
+        self._run(update)
+
+    def set_language(self, user_id: int, language: str) -> None:
+        def update(s: Session) -> None:
+            row = s.get(UserRow, user_id)
+            if row is not None and language in ("fr", "en"):
+                row.language = language
+
+        self._run(update)
+
+    def list_users(self) -> list[User]:
+        return self._run(lambda s: [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.username))])
+
+    def count_users(self) -> int:
+        return self._run(lambda s: int(s.scalar(select(func.count()).select_from(UserRow)) or 0))
+
+    def get_user(self, user_id: int) -> User | None:
+        return self._run(lambda s: _user(row) if (row := s.get(UserRow, user_id)) and row.active else None)
+
+    # --- login -----------------------------------------------------------------------------------------------
+
+    def login(self, username: str, password: str) -> LoginSession:
+        """A new session for valid credentials. Wrong passwords count towards a temporary lockout; the error
+        never says whether the user exists."""
+        now = datetime.now(UTC)
+
+        def attempt(s: Session) -> LoginSession | str:
+            row = s.scalar(select(UserRow).where(UserRow.username == username.strip().lower()))
+            if row is None or not row.active:
+                _verify(_DUMMY_HASH, password)
+                return "unknown or wrong password"
+            if row.locked_until is not None and _aware(row.locked_until) > now:
+                return "locked"
+            if not _verify(row.password_hash, password):
+                row.failed_logins += 1
+                if row.failed_logins >= MAX_FAILED_LOGINS:
+                    row.locked_until, row.failed_logins = now + LOCKOUT, 0
+                    return "locked"
+                return "unknown or wrong password"
+            row.failed_logins, row.locked_until = 0, None
+            if _HASHER.check_needs_rehash(row.password_hash):
+                row.password_hash = _HASHER.hash(password)
+            token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+            expires = now + SESSION_LIFETIME
+            s.add(SessionRow(id=token_hash(token), user_id=row.id, csrf_token=csrf, created_at=now, expires_at=expires))
+            return LoginSession(token, csrf, _user(row), expires)
+
+        result = self._run(attempt)
+        if result == "locked":
+            raise AccessError(
+                f"too many failed attempts: this account is locked for {int(LOCKOUT.total_seconds() // 60)} minutes"
+            )
+        if isinstance(result, str):
+            raise AccessError("unknown user or wrong password")
+        return result
+
+    def session(self, token: str) -> LoginSession | None:
+        now = datetime.now(UTC)
+
+        def load(s: Session) -> LoginSession | None:
+            row = s.get(SessionRow, token_hash(token))
+            if row is None or _aware(row.expires_at) <= now:
+                return None
+            user = s.get(UserRow, row.user_id)
+            if user is None or not user.active:
+                return None
+            return LoginSession(token, row.csrf_token, _user(user), _aware(row.expires_at))
+
+        return self._run(load)
+
+    def logout(self, token: str) -> None:
+        self._run(lambda s: s.execute(delete(SessionRow).where(SessionRow.id == token_hash(token))))
+
+    # --- API tokens ------------------------------------------------------------------------------------------
+
+    def new_api_token(self, username: str, name: str) -> str:
+        """A new API token acting as ``username`` (with its role); shown once, stored hashed."""
+        token = "cbt_" + secrets.token_urlsafe(32)
+
+        def create(s: Session) -> None:
+            row = self._by_name(s, username)
+            s.add(ApiTokenRow(id=token_hash(token), user_id=row.id, name=name[:64], created_at=datetime.now(UTC)))
+
+        self._run(create)
+        return token
+
+    def api_user(self, token: str) -> User | None:
+        def load(s: Session) -> User | None:
+            row = s.get(ApiTokenRow, token_hash(token))
+            if row is None:
+                return None
+            user = s.get(UserRow, row.user_id)
+            if user is None or not user.active:
+                return None
+            row.last_used_at = datetime.now(UTC)
+            return _user(user)
+
+        return self._run(load)
+
+    # --- plumbing --------------------------------------------------------------------------------------------
+
+    def _by_name(self, s: Session, username: str) -> UserRow:
+        row = s.scalar(select(UserRow).where(UserRow.username == username))
+        if row is None:
+            raise AccessError(f"no user '{username}'; `callbot users list` shows them")
+        return row
+
+    def _run(self, work: Callable[[Session], T]) -> T:
+        try:
+            with self._sessions.begin() as session:
+                return work(session)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+
+    async def arun(self, work: Callable[[], T]) -> T:
+        """Run one of the blocking methods off the event loop (argon2 is deliberately slow)."""
+        return await asyncio.to_thread(work)
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite gives naive datetimes back; every time we store is UTC
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _user(row: UserRow) -> User:
+    return User(row.id, row.username, row.display_name, row.role, row.language)  # type: ignore[arg-type]
