@@ -13,6 +13,8 @@ from callbot import __version__
 from callbot.access.bootstrap import ensure_first_admin
 from callbot.access.users import UserStore
 from callbot.api import router as api_router
+from callbot.mailbox.runtime import start_mailbox
+from callbot.mailbox_api import router as mailbox_router
 from callbot.queues_api import router as queues_router
 from callbot.resources import load_resources, restore_agent_statuses, start_nlu, warm_answers, warm_prompts
 from callbot.settings import Settings
@@ -37,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Rasa takes a while to load; calls are answered meanwhile and handed to the failover skill
         resources.background.append(asyncio.create_task(start_nlu(resources), name="start-nlu"))
         resources.background.append(asyncio.create_task(warm_answers(resources), name="warm-answers"))
+        resources.background.append(asyncio.create_task(start_mailbox(resources), name="mailbox"))
         try:
             yield
         finally:
@@ -55,4 +58,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(transfer_router)
     app.include_router(api_router)
     app.include_router(queues_router)
+    app.include_router(mailbox_router)
     return app

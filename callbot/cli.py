@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callbot.errors import CallbotError
+from callbot.mailbox.commands import add_commands as add_mailbox_commands
 from callbot.settings import Settings
 
 if TYPE_CHECKING:
@@ -109,6 +110,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--name", default="api", help="what the token is for, e.g. acd")
     token.set_defaults(run=_users_token)
 
+    add_mailbox_commands(commands)
+
     call = commands.add_parser("call", help="place a simulated Twilio call against a running server")
     call.add_argument("audio", type=Path, help="WAV file the caller says (any rate; converted to 8 kHz mu-law)")
     call.add_argument("--url", default="http://127.0.0.1:8080")
@@ -130,6 +133,11 @@ def _parser() -> argparse.ArgumentParser:
         "--barge-in",
         action="store_true",
         help="act as soon as the greeting starts instead of listening to it to the end",
+    )
+    call.add_argument(
+        "--keys-first",
+        action="store_true",
+        help="press the keys before speaking (e.g. --dtmf 9 --keys-first: choose to leave a message, then say it)",
     )
     call.add_argument("--json", action="store_true", help="print one JSON object")
     call.set_defaults(run=_call)
@@ -339,6 +347,7 @@ def _call(args: argparse.Namespace) -> int:
         speed=args.speed,
         caller=args.caller,
         barge_in=args.barge_in,
+        keys_first=args.keys_first,
     )
     if args.out:
         write_wav(args.out, played)

@@ -42,6 +42,12 @@ class Metrics:
             ["provider"],
             registry=self.registry,
         )
+        self.messages = Counter(
+            "callbot_mailbox_messages_total",
+            "Messages taken for the overflow mailbox, by overflow reason",
+            ["reason"],
+            registry=self.registry,
+        )
         self.stage_failures = Counter(
             "callbot_stage_failures_total",
             "Call stages that failed mid-call",

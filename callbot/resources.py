@@ -13,6 +13,9 @@ import httpx
 
 from callbot.engine_threads import engine_pool
 from callbot.errors import CallbotError, ModelMissingError
+from callbot.mailbox.service import smtp_settings
+from callbot.mailbox.store import MailboxStore
+from callbot.mailbox.worker import MailboxWorker
 from callbot.metrics import Metrics
 from callbot.model_store import find_piper_voice, find_vosk_model
 from callbot.settings import Settings
@@ -69,6 +72,7 @@ class Resources:
     store: CallStore
     metrics: Metrics
     nlu: RasaClient
+    mailbox: MailboxStore
     asr_pool: ThreadPoolExecutor
     """Vosk decoding gets its own threads, so that greetings, NLU and the database never queue behind it."""
     tts_pool: ThreadPoolExecutor
@@ -82,6 +86,7 @@ class Resources:
     warmed: bool = False
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=False))
     """Outbound HTTP (transfer hand-off webhooks)."""
+    mailbox_worker: MailboxWorker | None = None
 
     @property
     def bot(self) -> BotConfig:
@@ -134,6 +139,7 @@ def load_resources(settings: Settings) -> Resources:
         folder=folder,
         live=LiveState(folder.routing),
         store=CallStore(engine),
+        mailbox=MailboxStore(engine, notify=smtp_settings(settings) is not None),
         metrics=Metrics(),
         nlu=nlu,
         asr=asr,

@@ -48,6 +48,31 @@ class Settings(BaseSettings):
         default=None, description="synthesized fixed prompts kept across restarts (default data_dir/cache/tts)"
     )
 
+    # --- the overflow mailbox (docs/mailbox.md) ---
+    audio_retention_days: int = Field(default=90, ge=1, description="messages' audio is deleted after this")
+    transcript_retention_days: int = Field(
+        default=365, ge=1, description="transcripts (messages and call turns) are deleted after this"
+    )
+    mailbox_keep_unmasked: bool = Field(
+        default=False, description="also keep transcripts before card and account numbers are masked"
+    )
+    mailbox_retry_s: float = Field(default=30.0, gt=0, description="first retry delay of transcription and e-mail")
+
+    smtp_host: str | None = Field(default=None, description="SMTP server for new-message e-mails (off when unset)")
+    smtp_port: int = 587
+    smtp_starttls: bool = True
+    smtp_tls: bool = Field(default=False, description="implicit TLS (port 465) instead of STARTTLS")
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_ca_file: Path | None = Field(default=None, description="CA bundle to trust for the SMTP server")
+    smtp_from: str = "callbot@localhost"
+    notify_to: str = Field(default="", description="comma-separated recipients of new-message e-mails")
+    notify_attach_audio: bool = Field(default=False, description="attach the recording (otherwise link to it)")
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
     @property
     def effective_tts_cache_dir(self) -> Path:
         return self.tts_cache_dir or self.data_dir / "cache" / "tts"

@@ -99,6 +99,7 @@ class _Playback:
         self.last_media_at = 0.0
         self.first_media_at: float | None = None
         self.last_clear_at = 0.0
+        self.last_mark_played_at = 0.0
         self.media_times: list[float] = []
         self._echoes: set[asyncio.Future[None]] = set()
 
@@ -134,6 +135,7 @@ class _Playback:
                 continue
             item = self.queue.popleft()
             if isinstance(item, str):
+                self.last_mark_played_at = time.monotonic()
                 await self._echo(item)
                 continue
             self.played += item
@@ -169,7 +171,10 @@ class _Playback:
         while time.monotonic() < deadline:
             # audio that arrived before a clear was cut off; only what follows it answers us
             spoke = self.last_media_at > max(after, self.last_clear_at)
-            if spoke and self.idle and time.monotonic() - self.last_media_at > 0.3:
+            # the bot's turn is over when its audio has played up to a mark (the end of an utterance) and
+            # nothing follows for a moment: a pause inside an utterance has no mark
+            ended = self.last_mark_played_at >= self.last_media_at
+            if spoke and ended and self.idle and time.monotonic() - self.last_media_at > 0.3:
                 return True
             await asyncio.sleep(0.02)
         return False
@@ -189,6 +194,7 @@ class SimulatedCall:
         called: str = "+33900000000",
         turn_timeout: float = 20.0,
         barge_in: bool = False,
+        keys_first: bool = False,
     ) -> None:
         self.url = url.rstrip("/")
         self.audio = audio
@@ -199,6 +205,7 @@ class SimulatedCall:
         self.caller, self.called = caller, called
         self.turn_timeout = turn_timeout
         self.barge_in = barge_in
+        self.keys_first = keys_first
         self.call_sid = "CA" + secrets.token_hex(16)
         self.report = CallReport()
         self._seq = 0
@@ -309,10 +316,10 @@ class SimulatedCall:
     async def _script(self, ws: Any, stream_sid: str, playback: _Playback, speech: bytes, started: float) -> None:
         """The caller's behaviour: listen to the greeting, speak, listen, press keys, hang up."""
         closed = asyncio.ensure_future(ws.wait_closed())
-        steps: list[tuple[str, Any]] = []
-        if speech:
-            steps.append(("speak", speech))
-        steps += [("press", digit) for digit in self.dtmf]
+        presses: list[tuple[str, Any]] = [("press", digit) for digit in self.dtmf]
+        speaking: list[tuple[str, Any]] = [("speak", speech)] if speech else []
+        # keys first: choose in the menu, then speak (a message after the beep)
+        steps = presses + speaking if self.keys_first else speaking + presses
         if self.barge_in:
             await self._until(playback.wait_first_audio(self.turn_timeout), closed)
         elif not await self._until(playback.wait_bot_turn(started - 1, self.turn_timeout), closed):

@@ -55,6 +55,15 @@ class DialoguePolicy(Strict):
     silence_timeout_s: float = Field(default=8.0, gt=0)
 
 
+class RecordingPolicy(Strict):
+    """How a message is taken after the beep."""
+
+    max_duration_s: float = Field(default=120, gt=0, le=600)
+    end_silence_s: float = Field(default=4, gt=0, le=30, description="silence after speech that ends the message")
+    start_timeout_s: float = Field(default=10, gt=0, le=60, description="ends the message when the caller says nothing")
+    finish_key: str = Field(default="#", pattern=r"^[0-9*#]$")
+
+
 class OverflowPrompts(Strict):
     """What the caller hears before leaving a message, by the reason the call went to the mailbox."""
 
@@ -73,6 +82,7 @@ class Prompts(Strict):
     transfer: str
     goodbye: str
     overflow: OverflowPrompts
+    message_saved: str = Field(description="said after the message when the caller is still on the line")
     technical_issue: str
 
 
@@ -81,6 +91,7 @@ class BotConfig(Strict):
     name: str = ""
     nlu: NluPolicy = NluPolicy()
     dialogue: DialoguePolicy = DialoguePolicy()
+    recording: RecordingPolicy = RecordingPolicy()
     prompts: Prompts
     responses: dict[str, list[str]]
     intents: dict[str, Action]

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from callbot.errors import StorageError
 from callbot.resources import Resources
 from telephony import twiml
-from telephony.twilio_webhook import read_form, verify_signature, xml_response
+from telephony.twilio_webhook import mailbox_twiml, read_form, verify_signature, xml_response
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
@@ -57,8 +57,14 @@ async def transfer_result(call_id: str, request: Request) -> Response:
         log.error("[call %s] transfer result %s could not be stored: %s", call_id, result, exc)
     log.info("[call %s] transfer result: %s (waited %s s)", call_id, result, wait_s)
     if result in FAILED:
+        # the agent's line was busy, did not answer, the queue refused...: the caller leaves a message
         resources.metrics.stage_failures.labels("transfer").inc()
-        return xml_response(twiml.say(resources.bot.prompts.technical_issue, resources.bot.language))
+        log.warning("[call %s] transfer failed (%s): taking a message", call_id, result)
+        caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
+        document = mailbox_twiml(
+            resources, request, call_id, "no_agent", caller, called, announce=resources.tts is None
+        )
+        return xml_response(document)
     return xml_response(twiml.hangup())
 
 

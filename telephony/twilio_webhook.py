@@ -87,12 +87,35 @@ def transfer_twiml(
     )
 
 
-async def _failover_twiml(resources: Resources, request: Request, call_id: str, why: str) -> str | None:
-    """Send the caller to a human without the bot (it cannot greet, or cannot record the call): the failover
-    transfer as TwiML, or None when no queue can take the call now."""
+def mailbox_twiml(
+    resources: Resources, request: Request, call_id: str, reason: str, caller: str, called: str, *, announce: bool
+) -> str:
+    """Reopen a media stream only to take a message (the call is not lost when no one can take it). With
+    ``announce`` the provider says the prompt (the bot has no voice)."""
+    base = base_url(request, resources)
+    bot = resources.bot
+    parameters = {"callId": call_id, "caller": caller, "called": called, "mode": "mailbox", "reason": reason}
+    return twiml.connect_stream(
+        f"{websocket_url(base)}/twilio/media/{call_id}",
+        f"{base}/twilio/action/{call_id}",
+        parameters,
+        bot.overflow_prompt(reason) if announce else None,
+        bot.language,
+    )
+
+
+async def _failover_twiml(
+    resources: Resources, request: Request, call_id: str, why: str, caller: str, called: str
+) -> str | None:
+    """Send the caller to a human without the bot's dialogue (it cannot greet, the stream was lost...): the
+    failover transfer, or — when no queue can take the call now — a stream that takes a message. None when
+    the bot should go on as usual."""
     outcome = failover_outcome(resources, call_id, why)
     if outcome.outcome != "transfer":
-        return None
+        if why == "database_unavailable":
+            return None  # the bot can still answer; its turns wait in memory for the database
+        reason = outcome.reason or "no_agent"
+        return mailbox_twiml(resources, request, call_id, reason, caller, called, announce=resources.tts is None)
     try:
         await resources.store.finish_call(call_id, outcome, None, [why])
     except StorageError as exc:
@@ -124,16 +147,14 @@ async def voice(request: Request) -> Response:
         )
     except StorageError as exc:
         log.error("[call %s] database unavailable at call start: %s", call_id, exc)
-        document = await _failover_twiml(resources, request, call_id, "database_unavailable")
+        document = await _failover_twiml(resources, request, call_id, "database_unavailable", caller, called)
         if document is not None:
             return xml_response(document)
-        # no one can take the call: the bot still answers; its turns wait in memory for the database
     if resources.tts is None:
         # without a voice the bot cannot greet: let the provider announce and hand the call to a human
         log.warning("[call %s] no voice installed, handing the call over", call_id)
-        document = await _failover_twiml(resources, request, call_id, "tts_unavailable")
-        if document is None:
-            document = twiml.say(f"{bot.prompts.technical_issue}", bot.language)
+        document = await _failover_twiml(resources, request, call_id, "tts_unavailable", caller, called)
+        assert document is not None
         return xml_response(document)
     base = base_url(request, resources)
     log.info("[call %s] incoming Twilio call %s from %s", call_id, call_sid, caller or "?")
@@ -151,13 +172,14 @@ async def action(call_id: str, request: Request) -> Response:
     resources: Resources = request.app.state.resources
     params = await read_form(request)
     verify_signature(request, resources, params)
-    bot = resources.bot
     outcome = await _outcome_of(resources, call_id)
     if outcome is None:
         # the stream ended without a decision (dropped connection, crash): a human takes the caller
         log.warning("[call %s] stream ended without a decision; handing the call over", call_id)
-        document = await _failover_twiml(resources, request, call_id, "stream_lost")
-        return xml_response(document or twiml.say(bot.prompts.technical_issue, bot.language))
+        caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
+        document = await _failover_twiml(resources, request, call_id, "stream_lost", caller, called)
+        assert document is not None
+        return xml_response(document)
     if outcome.outcome == "transfer":
         document = transfer_twiml(resources, request, call_id, outcome)
         if document is not None:

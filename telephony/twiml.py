@@ -13,12 +13,20 @@ def _doc(body: str) -> str:
     return f'<?xml version="1.0" encoding="UTF-8"?><Response>{body}</Response>'
 
 
-def connect_stream(stream_url: str, action_url: str, parameters: dict[str, str]) -> str:
+def connect_stream(
+    stream_url: str,
+    action_url: str,
+    parameters: dict[str, str],
+    announcement: str | None = None,
+    language: str = "fr",
+) -> str:
     """Open a bidirectional media stream; Twilio requests ``action_url`` when the stream ends. ``parameters``
-    come back in the stream's ``start`` message (``customParameters``)."""
+    come back in the stream's ``start`` message (``customParameters``). ``announcement`` is said by the provider
+    before the stream opens."""
     params = "".join(f"<Parameter name={quoteattr(k)} value={quoteattr(v)}/>" for k, v in parameters.items())
+    say = say_text(announcement, language) if announcement else ""
     return _doc(
-        f"<Connect action={quoteattr(action_url)}><Stream url={quoteattr(stream_url)}>{params}</Stream></Connect>"
+        f"{say}<Connect action={quoteattr(action_url)}><Stream url={quoteattr(stream_url)}>{params}</Stream></Connect>"
     )
 
 

@@ -68,7 +68,7 @@ def test_keypad_reaches_answer_transfers_and_overflow(serve, tmp_path):
     whisper = httpx.post(f"{server.url}/twilio/whisper/{fraud_id}", data={"CallSid": "CA1"})
     assert "Suspicion de fraude. Numéro de l'appelant : + 3 3 6 1 2 3 4 5 6 7 8." in whisper.text
     busy = httpx.post(f"{server.url}/twilio/transfer/{fraud_id}", data={"DialCallStatus": "busy"})
-    assert busy.status_code == 200
+    assert busy.status_code == 200 and '<Parameter name="mode" value="mailbox"/>' in busy.text
     assert server.api.get(f"/api/calls/{fraud_id}").json()["transfer_result"] == "busy"
 
     message = place_call(server, caller, "--dtmf", "9", *FAST)
@@ -97,6 +97,8 @@ def test_a_closed_centre_sends_callers_to_the_mailbox_with_the_closed_prompt(ser
     [attempt] = last["decision"]["attempts"]
     assert attempt["queue"] == "advisors" and attempt["verdict"] == "closed"
     assert attempt["hours"].startswith("closure Inventaire")
+    [item] = server.api.get("/api/mailbox").json()["items"]
+    assert item["overflow_reason"] == "closed" and item["caller_number"] == "+33612345678"
     # the fraud cell is open around the clock: it still takes calls
     fraud = place_call(server, silence_wav(tmp_path / "caller.wav", 0), "--dtmf", "5", *FAST)
     assert fraud["outcome"] == "transfer"

@@ -12,13 +12,17 @@ from typing import Any
 
 from callbot.call.handover import failover_outcome, transfer_outcome, webhook_transfer
 from callbot.call.listener import Listener, ListenerEvent, RecognitionFailed
+from callbot.call.message import MessageTaker, finish_message, start_message
 from callbot.call.player import LineSink, Player
 from callbot.call.turn_log import TurnLog
 from callbot.errors import CallbotError, NluUnavailableError, SpeechEngineError, StorageError
+from callbot.frames import LINE_RATE as SAMPLE_RATE
 from callbot.frames import DtmfIn, HangUp, StreamStart, TranscriptFinal, TranscriptPartial
+from callbot.mailbox.recording import beep
 from callbot.resources import Resources
 from callbot.storage.call_store import CallOutcome, TurnRecord
 from nlu.understanding import understand
+from routing.actions import OVERFLOW_REASONS
 from routing.decision import (
     ENDS_CALL,
     CallerEvent,
@@ -70,12 +74,20 @@ class CallSession:
         self._started_at = 0.0
         self._early_audio: list[bytes] = []
         self._hung_up = asyncio.Event()
+        self._message: MessageTaker | None = None
+        self._called = ""
+        self._mailbox_reason: str | None = None
+        """Set when the provider opened this stream only to take a message (a transfer that failed...)."""
 
     # --- fed by the telephony adapter ------------------------------------------------------------------
 
     async def start(self, stream: StreamStart) -> None:
         self._started_at = time.monotonic()
         self.state = CallState(caller=stream.custom.get("caller", ""))
+        self._called = stream.custom.get("called", "")
+        if stream.custom.get("mode") == "mailbox":
+            reason = stream.custom.get("reason", "no_agent")
+            self._mailbox_reason = reason if reason in OVERFLOW_REASONS else "no_agent"
         if self.res.tts is None:
             self.degraded.append("tts")
         # greet first: the caller hears the bot while the recogniser is being created
@@ -95,6 +107,9 @@ class CallSession:
         self.log.info("stream %s started (degraded: %s)", stream.stream_id, self.degraded or "no")
 
     def feed_audio(self, pcm: bytes) -> None:
+        if self._message is not None:
+            self._message.feed(pcm)
+            return
         if self._listener is not None:
             if self._early_audio:
                 self._listener.feed(b"".join(self._early_audio))
@@ -104,6 +119,8 @@ class CallSession:
             self._early_audio.append(pcm)
 
     def dtmf(self, digit: str) -> None:
+        if self._message is not None and self._message.key(digit):
+            return
         self._events.put_nowait(DtmfIn(digit))
 
     def mark(self, name: str) -> None:
@@ -111,6 +128,8 @@ class CallSession:
 
     def hang_up(self) -> None:
         self._hung_up.set()
+        if self._message is not None:
+            self._message.end("hangup")
         self._events.put_nowait(HangUp())
 
     async def close(self) -> CallOutcome:
@@ -141,6 +160,9 @@ class CallSession:
 
     async def _run_dialogue(self) -> None:
         try:
+            if self._mailbox_reason is not None:
+                await self._mailbox_only(self._mailbox_reason)
+                return
             await self._greet()
             while self.outcome is None:
                 event = await self._next_event()
@@ -279,11 +301,48 @@ class CallSession:
             if isinstance(handed, Overflow):
                 self.outcome = CallOutcome("overflow", reason=handed.reason)
                 await self._say_decision(handed, time.monotonic())
+                decision = handed
             else:
                 self.outcome = handed
-        if isinstance(decision, ENDS_CALL):
+        if isinstance(decision, Overflow):
+            await self._take_message(decision.reason)
+        elif isinstance(decision, ENDS_CALL):
             # let the announcement play out before the provider takes the call over (unless the caller left)
             await self._until_played(timeout=30)
+
+    async def _mailbox_only(self, reason: str) -> None:
+        """A stream opened only to take a message: the prompt (unless the provider said it), the beep, the message."""
+        self.outcome = CallOutcome("overflow", reason=reason)
+        if self.res.tts is not None:
+            why = {"rule": "mailbox_stream", "reason": reason}
+            await self._say_decision(Overflow(reason, self.bot.overflow_prompt(reason), why), time.monotonic())
+        await self._take_message(reason)
+
+    async def _take_message(self, reason: str) -> None:
+        """After the overflow prompt: the beep, the caller's message to disk and to the mailbox, the thanks."""
+        if not self._hung_up.is_set():
+            # the beep follows the prompt without a gap: the caller hears one "prompt, beep", then speaks
+            self.player.enqueue(self.sink.to_line(beep(), SAMPLE_RATE))
+            self.player.end_of_utterance()
+        taker = await start_message(self.res, self.call_id, self.state.caller, self._called, reason, self.log)
+        self._message = taker  # from here on, the caller's audio goes to the message (its last second, until armed)
+        await self._until_played(timeout=90)
+        taker.arm()
+        if self._hung_up.is_set():
+            taker.end("hangup")
+        try:
+            ended_by = await taker.wait()
+        finally:
+            self._message = None
+            await finish_message(self.res, taker, self.log)
+        self.outcome = CallOutcome("overflow", reason=reason)
+        details = {"item_id": taker.recording.meta.item_id, "duration_s": round(taker.recording.duration_s, 2)}
+        self.turns.add(TurnRecord("caller", "", action="message", decision={**details, "ended_by": ended_by}))
+        if not self._hung_up.is_set():
+            first = await self._speak(self.bot.prompts.message_saved)
+            self.turns.add(TurnRecord("bot", self.bot.prompts.message_saved, action="message_saved"))
+            if first is not None:
+                await self._until_played(timeout=30)
 
     async def _until_played(self, timeout: float) -> None:
         idle = asyncio.create_task(self.player.wait_idle(timeout))

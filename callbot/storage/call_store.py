@@ -162,6 +162,46 @@ class CallStore:
 
         return await self._run(load)
 
+    async def calls_of_caller(self, number: str) -> list[CallRow]:
+        """Every call from ``number``, with its turns (a caller's data, for an access request)."""
+
+        def load(s: Session) -> list[CallRow]:
+            query = (
+                select(CallRow)
+                .options(selectinload(CallRow.turns))
+                .where(CallRow.from_number == number)
+                .order_by(CallRow.created_at)
+            )
+            return list(s.scalars(query))
+
+        return await self._run(load)
+
+    async def erase_caller(self, number: str) -> int:
+        """Delete every call from ``number`` with its turns; how many calls."""
+
+        def erase(s: Session) -> int:
+            rows = list(s.scalars(select(CallRow).where(CallRow.from_number == number)))
+            for row in rows:
+                s.delete(row)
+            return len(rows)
+
+        return await self._run(erase)
+
+    async def purge_turn_texts(self, before: datetime) -> int:
+        """Blank what was said in calls older than ``before`` (transcript retention); how many turns."""
+
+        def purge(s: Session) -> int:
+            old = select(CallRow.id).where(CallRow.created_at < before)
+            turns = list(s.scalars(select(TurnRow).where(TurnRow.call_id.in_(old), TurnRow.text != "")))
+            for turn in turns:
+                turn.text = ""
+                turn.entities = {}
+                if "words" in turn.decision or "nlu_text" in turn.decision:
+                    turn.decision = {k: v for k, v in turn.decision.items() if k not in ("words", "nlu_text")}
+            return len(turns)
+
+        return await self._run(purge)
+
     async def ping(self) -> None:
         await self._run(lambda s: s.execute(text("SELECT 1")))
 

@@ -109,3 +109,62 @@ class ApiTokenRow(Base):
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MailboxItemRow(Base):
+    """A message left by a caller nobody could take (docs/mailbox.md)."""
+
+    __tablename__ = "mailbox_items"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    # no foreign key: a message recorded while the database was down is filed later, its call row may be missing
+    call_id: Mapped[str] = mapped_column(String(32), index=True)
+    caller_number: Mapped[str] = mapped_column(String(64), default="", index=True)
+    called_number: Mapped[str] = mapped_column(String(64), default="")
+    language: Mapped[str] = mapped_column(String(8), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    overflow_reason: Mapped[str] = mapped_column(String(32), index=True)
+    duration_s: Mapped[float] = mapped_column(Float, default=0.0)
+    audio_path: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    audio_state: Mapped[str] = mapped_column(String(16))  # recording, complete, recovered, purged
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    transcription: Mapped[str] = mapped_column(String(24), index=True)
+    transcription_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    transcription_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    transcription_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    transcription_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    transcript: Mapped[str | None] = mapped_column(Text, nullable=True)
+    words: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    transcript_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
+    words_raw: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    masked: Mapped[list[str]] = mapped_column(JSON, default=list)
+    classified: Mapped[bool] = mapped_column(Boolean, default=False)
+    detected_reason: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    reason_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
+    corrected_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    entities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    notify_state: Mapped[str] = mapped_column(String(16), default="off")  # off, pending, sent, failed
+    notify_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    notify_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    notify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    events: Mapped[list[MailboxEventRow]] = relationship(
+        back_populates="item", order_by="MailboxEventRow.id", cascade="all, delete-orphan"
+    )
+
+
+class MailboxEventRow(Base):
+    """The audit trail of a message: who did what, when."""
+
+    __tablename__ = "mailbox_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("mailbox_items.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    item: Mapped[MailboxItemRow] = relationship(back_populates="events")

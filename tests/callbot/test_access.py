@@ -157,6 +157,11 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/queues"): {"ops", "admin"},
     ("GET", "/api/agents"): {"ops", "admin"},
     ("PUT", "/api/agents/{agent_id}/status"): {"ops", "admin"},
+    ("GET", "/api/mailbox"): {"trainee", "ops", "admin"},
+    ("GET", "/api/mailbox/export.csv"): {"ops", "admin"},
+    ("GET", "/api/mailbox/{item_id}"): {"trainee", "ops", "admin"},
+    ("GET", "/api/mailbox/{item_id}/audio"): {"trainee", "ops", "admin"},
+    ("PATCH", "/api/mailbox/{item_id}"): {"trainee", "ops", "admin"},
 }
 """Who may use each route. A route missing from this table fails the test: decide who may use it first."""
 

@@ -113,6 +113,23 @@ async def test_upgrade_from_the_first_schema_keeps_the_calls(backend, tmp_path, 
     engine.dispose()
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrade_from_the_previous_schema_keeps_users_and_calls(backend, tmp_path, request):
+    from callbot.access.users import UserStore
+    from callbot.mailbox.items import ItemFilter
+    from callbot.mailbox.store import MailboxStore
+
+    url = f"sqlite:///{tmp_path / 'prev.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    migrate(engine, "0003")
+    users = UserStore(engine)
+    users.add_user("camille", "a long enough password", "trainee")
+    migrate(engine)
+    assert users.login("camille", "a long enough password").user.role == "trainee"
+    assert MailboxStore(engine).page(ItemFilter()).total == 0
+    engine.dispose()
+
+
 async def test_agent_statuses_are_stored(store):
     assert await store.agent_statuses() == {}
     await store.set_agent_status("c.martin", "busy", by="api")

@@ -48,6 +48,7 @@ PROMPTS = {
         "not_understood": "P-not-understood",
         "caller_request": "P-caller-request",
     },
+    "message_saved": "P-saved",
     "technical_issue": "P-technical",
 }
 
