@@ -18,10 +18,11 @@ from typing import Literal, TypeVar
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Engine, delete, func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from callbot.errors import CallbotError, StorageError
+from callbot.storage.database import in_transaction
 from callbot.storage.tables import ApiTokenRow, SessionRow, UserRow
 
 Role = Literal["admin", "ops", "trainee"]
@@ -218,11 +219,7 @@ class UserStore:
         return row
 
     def _run(self, work: Callable[[Session], T]) -> T:
-        try:
-            with self._sessions.begin() as session:
-                return work(session)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+        return in_transaction(self._sessions, work)
 
     async def arun(self, work: Callable[[], T]) -> T:
         """Run one of the blocking methods off the event loop (argon2 is deliberately slow)."""

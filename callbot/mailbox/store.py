@@ -9,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, and_, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from callbot.errors import StorageError
 from callbot.mailbox.items import STATUSES, ItemFilter, check_transition
 from callbot.mailbox.recording import MessageMeta
+from callbot.storage.database import in_transaction
 from callbot.storage.tables import MailboxEventRow, MailboxItemRow
 
 T = TypeVar("T")
@@ -409,11 +408,7 @@ class MailboxStore:
         return row
 
     def _run(self, work: Callable[[Session], T]) -> T:
-        try:
-            with self._sessions.begin() as session:
-                return work(session)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+        return in_transaction(self._sessions, work)
 
 
 def _conditions(where: ItemFilter) -> list[Any]:

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from callbot.errors import StorageError
+from callbot.storage.database import in_transaction
 from callbot.storage.tables import AgentStatusRow, CallRow, TurnRow
 
 T = TypeVar("T")
@@ -209,11 +209,7 @@ class CallStore:
         return await asyncio.to_thread(self._transaction, work)
 
     def _transaction(self, work: Callable[[Session], T]) -> T:
-        try:
-            with self._sessions.begin() as session:
-                return work(session)
-        except SQLAlchemyError as exc:
-            raise StorageError(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+        return in_transaction(self._sessions, work)
 
 
 def _get(session: Session, call_id: str) -> CallRow:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from callbot.errors import StorageError
 
@@ -46,3 +49,16 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:
         raise StorageError(f"database migration failed on {engine.url.render_as_string()}: {exc}") from exc
+
+
+T = TypeVar("T")
+
+
+def in_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """Run ``work`` in one transaction (committed, or rolled back on error); database errors become
+    StorageError."""
+    try:
+        with sessions.begin() as session:
+            return work(session)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database error: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
