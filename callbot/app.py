@@ -13,11 +13,13 @@ from callbot import __version__
 from callbot.access.bootstrap import ensure_first_admin
 from callbot.access.users import UserStore
 from callbot.api import router as api_router
+from callbot.folder_edits import FolderEditor
 from callbot.mailbox.runtime import start_mailbox
 from callbot.mailbox_api import router as mailbox_router
 from callbot.queues_api import router as queues_router
 from callbot.resources import load_resources, restore_agent_statuses, start_nlu, warm_answers, warm_prompts
 from callbot.settings import Settings
+from callbot.web import install_console
 from telephony.twilio_media import router as media_router
 from telephony.twilio_transfer import router as transfer_router
 from telephony.twilio_webhook import router as webhook_router
@@ -53,10 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.resources = resources
     app.state.users = users
+    app.state.editor = FolderEditor(resources.store.engine, settings.bot_dir)
     app.include_router(webhook_router)
     app.include_router(media_router)
     app.include_router(transfer_router)
     app.include_router(api_router)
     app.include_router(queues_router)
     app.include_router(mailbox_router)
+    install_console(app)
     return app

@@ -204,12 +204,14 @@ def _models_list(args: argparse.Namespace) -> int:
 
 
 def _nlu_train(args: argparse.Namespace) -> int:
+    from nlu.publishing import publish
     from nlu.training import train
 
     settings = _settings(args.bot)
     result = train(settings.bot_dir, settings.models_dir, settings.rasa_venv, force=args.force)
+    publish(settings.bot_dir, settings.models_dir, result.model_path)
     state = "up to date" if result.skipped else f"trained in {result.seconds:.0f} s"
-    print(f"{result.model_path} ({state}); a running `callbot serve` loads it within seconds")
+    print(f"{result.model_path} ({state}, published); a running `callbot serve` loads it within seconds")
     return 0
 
 

@@ -24,8 +24,8 @@ from callbot.speech.vosk_asr import VoskEngine
 from callbot.storage.call_store import CallOutcome, CallStore
 from callbot.storage.database import make_engine, migrate
 from nlu.client import RasaClient
+from nlu.publishing import serving_model
 from nlu.sidecar import RasaSidecar
-from nlu.training import model_path_for
 from routing.bot_config import BotConfig
 from routing.bot_folder import BotFolder, load_bot_folder
 from routing.live import LiveState
@@ -92,6 +92,12 @@ class Resources:
     def bot(self) -> BotConfig:
         return self.folder.bot
 
+    def apply_folder(self, folder: BotFolder) -> None:
+        """Use an edited bot folder from now on (calls in progress finish with the one they started with)."""
+        self.live = self.live.rebase(folder.routing)
+        self.folder = folder
+        log.info("bot folder %s reloaded", folder.path)
+
     async def close(self) -> None:
         for task in self.background:
             task.cancel()
@@ -123,7 +129,7 @@ def load_resources(settings: Settings) -> Resources:
         token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
         health["nlu"] = Component("starting", f"external Rasa at {nlu_url}")
     else:
-        model = model_path_for(settings.bot_dir, settings.models_dir)
+        model = serving_model(settings.bot_dir, settings.models_dir)
         sidecar = RasaSidecar(
             settings.rasa_venv,
             model,
@@ -274,13 +280,13 @@ async def start_nlu(resources: Resources) -> None:
 
 
 async def follow_training(resources: Resources, every_s: float = 5.0) -> None:
-    """Hot-reload the sidecar when `callbot nlu train` produced a model for the bot's current data."""
+    """Hot-reload the sidecar when another model was published (`callbot nlu train`, or the console)."""
     sidecar = resources.sidecar
     assert sidecar is not None
     while True:
         await asyncio.sleep(every_s)
         try:
-            latest = model_path_for(resources.settings.bot_dir, resources.settings.models_dir)
+            latest = serving_model(resources.settings.bot_dir, resources.settings.models_dir)
         except OSError as exc:
             log.warning("cannot read the bot's training data: %s", exc)
             continue

@@ -69,12 +69,10 @@ class Timings:
 def parse_batch(model: Path, texts: list[str], rasa_venv: Path) -> tuple[list[NluResult], list[float], float]:
     """Parse ``texts`` with ``model`` on a real Rasa server, as the service does: results, per-text latency
     (HTTP round trip, ms) and the time the server took to start and load the model (s)."""
-    return asyncio.run(_parse_on_server(model, texts, rasa_venv))
+    return asyncio.run(parse_on_server(model, texts, rasa_venv))
 
 
-async def _parse_on_server(
-    model: Path, texts: list[str], rasa_venv: Path
-) -> tuple[list[NluResult], list[float], float]:
+async def parse_on_server(model: Path, texts: list[str], rasa_venv: Path) -> tuple[list[NluResult], list[float], float]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])

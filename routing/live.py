@@ -42,6 +42,14 @@ class LiveState:
         self._grace_s = grace_s
         self._snapshot: LiveSnapshot | None = None
 
+    def rebase(self, routing: RoutingConfig) -> LiveState:
+        """The same live state for a new routing configuration: statuses of the agents it still has, calls
+        waiting in the queues it still has; new agents start with their configured status."""
+        statuses = {agent_id: status for agent_id, status in self._status.items() if agent_id in routing.agents}
+        rebased = LiveState(routing, statuses, grace_s=self._grace_s)
+        rebased._waiting = {c: w for c, w in self._waiting.items() if w.queue in routing.queues}
+        return rebased
+
     def set_status(self, agent_id: str, status: AgentStatus) -> None:
         if agent_id not in self._status:
             raise KeyError(agent_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from callbot.errors import StorageError
 from callbot.storage.call_store import CallStore, TurnRecord
@@ -18,9 +19,13 @@ class TurnLog:
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[bool]] = set()
         self.turns: list[TurnRecord] = []
+        self.listeners: list[Callable[[TurnRecord], None]] = []
+        """Told of each turn as it happens (the console's test call shows them live)."""
 
     def add(self, turn: TurnRecord) -> None:
         self.turns.append(turn)
+        for listener in self.listeners:
+            listener(turn)
         self._pending.append(turn)
         task = asyncio.create_task(self._flush())
         self._tasks.add(task)

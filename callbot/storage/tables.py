@@ -56,7 +56,7 @@ class TurnRow(Base):
     action: Mapped[str | None] = mapped_column(String(32), nullable=True)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
     call: Mapped[CallRow] = relationship(back_populates="turns")
 
@@ -168,3 +168,35 @@ class MailboxEventRow(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     item: Mapped[MailboxItemRow] = relationship(back_populates="events")
+
+
+class CorrectionRow(Base):
+    """A (text, intent) pair a trainee proposed by correcting a message's reason; ops accept it into the bot's
+    training data, or reject it."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    item_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str] = mapped_column(String(64))
+    proposed_by: Mapped[str] = mapped_column(String(64), index=True)
+    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending, accepted, rejected
+    reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ConfigVersionRow(Base):
+    """One saved change of a bot folder file: who, when, the file before and after (for the diff and revert)."""
+
+    __tablename__ = "config_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    bot: Mapped[str] = mapped_column(String(64), index=True)
+    file: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    author: Mapped[str] = mapped_column(String(64))
+    summary: Mapped[str] = mapped_column(String(256), default="")
+    before: Mapped[str] = mapped_column(Text)
+    after: Mapped[str] = mapped_column(Text)

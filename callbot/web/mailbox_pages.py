@@ -1,0 +1,210 @@
+"""The trainee's console: the mailbox list, one message (audio with the transcript beside it), working it, and
+the trainee's progress."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi.responses import Response
+
+from callbot.errors import StorageError
+from callbot.folder_edits import FolderEditor
+from callbot.mailbox.items import STATUSES, TRANSITIONS, ItemFilter, TransitionError
+from callbot.mailbox.store import ItemNotFound, MailboxStore
+from callbot.mailbox_api import _ITEM_ID
+from callbot.resources import Resources
+from callbot.storage.tables import MailboxItemRow
+from callbot.web.render import StaffPage, page, redirect
+from routing.actions import AnswerAction
+
+router = APIRouter(include_in_schema=False)
+PER_PAGE = 50
+LOW_CONFIDENCE = 0.6
+"""Words Vosk was less sure of are underlined, so that the trainee listens to them."""
+
+
+def _resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+async def _blocking(function: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except StorageError as exc:
+        raise HTTPException(status_code=503, detail=f"database unavailable: {exc}") from exc
+
+
+@router.get("/mailbox")
+async def mailbox(
+    request: Request,
+    principal: StaffPage,
+    status: str = "",
+    reason: str = "",
+    since: date | None = None,
+    until: date | None = None,
+    q: str = "",
+    mine: bool = False,
+    page_number: int = Query(1, alias="page", ge=1),
+) -> Response:
+    resources = _resources(request)
+    where = ItemFilter(
+        status=status if status in STATUSES else None,
+        reason=reason or None,
+        assignee=principal.user.username if mine else None,
+        since=datetime.combine(since, time.min, UTC) if since else None,
+        until=datetime.combine(until, time.max, UTC) if until else None,
+        text=q.strip()[:200] or None,
+    )
+    number = page_number
+    found = await _blocking(resources.mailbox.page, where, "newest", number, PER_PAGE)
+    params = {"status": status, "reason": reason, "q": q, "mine": "1" if mine else ""}
+    params |= {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
+    base = {k: v for k, v in params.items() if v}
+    return page(
+        request,
+        "mailbox_list.html",
+        principal,
+        rows=[_row(r, resources.folder.timezone) for r in found.items],
+        total=found.total,
+        counts=found.counts,
+        statuses=STATUSES,
+        filters=params,
+        reasons=_reasons(resources),
+        page_number=number,
+        pages=max(1, -(-found.total // PER_PAGE)),
+        link=lambda **changes: "/mailbox?" + urlencode({k: v for k, v in {**base, **changes}.items() if v}),
+    )
+
+
+@router.get("/mailbox/{item_id}")
+async def message(request: Request, principal: StaffPage, item_id: str, error: str = "") -> Response:
+    resources = _resources(request)
+    row = await _item(resources.mailbox, item_id)
+    reason = row.corrected_reason or row.detected_reason
+    action = resources.bot.intents.get(reason or "")
+    suggested = resources.bot.pick_response(action.response, {}) if isinstance(action, AnswerAction) else None
+    allowed = sorted(TRANSITIONS.get(row.status, frozenset()))
+    return page(
+        request,
+        "mailbox_item.html",
+        principal,
+        item=_row(row, resources.folder.timezone),
+        words=[{"w": w[0], "s": w[1], "e": w[2], "low": w[3] < LOW_CONFIDENCE} for w in (row.words or [])],
+        transcript=row.transcript,
+        transcription=row.transcription,
+        entities=row.entities or {},
+        masked=row.masked or [],
+        suggested=suggested,
+        allowed=allowed,
+        intents=sorted(resources.bot.intents),
+        notes=[e for e in row.events if e.action == "note"],
+        events=[e for e in row.events if e.action != "note"],
+        local=lambda moment: _local(moment, resources.folder.timezone),
+        error=error,
+        has_audio=bool(row.audio_path) and row.audio_state in ("complete", "recovered"),
+    )
+
+
+@router.post("/mailbox/{item_id}/work")
+async def work(
+    request: Request,
+    principal: StaffPage,
+    item_id: str,
+    action: Annotated[str, Form()],
+    value: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """One form for every change of a message: take, release, status, note, reason."""
+    resources = _resources(request)
+    row = await _item(resources.mailbox, item_id)
+    me = principal.user.username
+    changes: dict[str, Any] = {}
+    if action == "take":
+        changes["assignee"] = me
+    elif action == "release":
+        changes["unassign"] = True
+    elif action == "status" and value in STATUSES:
+        changes["status"] = value
+    elif action == "note" and value.strip():
+        changes["note"] = value.strip()
+    elif action == "reason" and value in resources.bot.intents:
+        changes["corrected_reason"] = value
+    else:
+        return redirect(f"/mailbox/{item_id}?" + urlencode({"error": "nothing to change"}))
+    try:
+        await _blocking(resources.mailbox.change, item_id, me, **changes)
+    except TransitionError as exc:
+        return redirect(f"/mailbox/{item_id}?" + urlencode({"error": str(exc)}))
+    if action == "reason" and row.transcript:
+        editor: FolderEditor = request.app.state.editor
+        await _blocking(editor.propose, item_id, row.transcript, value, me)
+    return redirect(f"/mailbox/{item_id}")
+
+
+@router.get("/progress")
+async def progress(request: Request, principal: StaffPage) -> Response:
+    resources = _resources(request)
+    me = principal.user.username
+    handled = await _blocking(_handled_by, resources.mailbox, me)
+    editor: FolderEditor = request.app.state.editor
+    corrections = await _blocking(editor.correction_counts, me)
+    return page(
+        request,
+        "progress.html",
+        principal,
+        handled=len(handled),
+        reasons=Counter(r.corrected_reason or r.detected_reason or r.overflow_reason for r in handled).most_common(),
+        proposed=sum(corrections.values()),
+        accepted=corrections.get("accepted", 0),
+        rejected=corrections.get("rejected", 0),
+    )
+
+
+def _handled_by(store: MailboxStore, username: str) -> list[MailboxItemRow]:
+    """Messages this user brought to called back or closed."""
+    rows = store.all_matching(ItemFilter(assignee=username))
+    return [r for r in rows if r.status in ("called_back", "closed")]
+
+
+async def _item(store: MailboxStore, item_id: str) -> MailboxItemRow:
+    if not _ITEM_ID.match(item_id):
+        raise HTTPException(status_code=404, detail="no such message")
+    try:
+        row: MailboxItemRow = await _blocking(store.get, item_id)
+    except ItemNotFound as exc:
+        raise HTTPException(status_code=404, detail="no such message") from exc
+    return row
+
+
+def _local(moment: datetime, timezone: str, pattern: str = "%d/%m %H:%M") -> str:
+    """A stored time (UTC; SQLite gives it back without its zone) on the centre's clock."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(timezone)).strftime(pattern)
+
+
+def _row(row: MailboxItemRow, timezone: str) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "received": _local(row.created_at, timezone, "%d/%m/%Y %H:%M"),
+        "caller": row.caller_number,
+        "overflow_reason": row.overflow_reason,
+        "reason": row.corrected_reason or row.detected_reason,
+        "corrected": row.corrected_reason is not None,
+        "confidence": row.reason_confidence,
+        "duration": f"{int(row.duration_s) // 60}:{int(row.duration_s) % 60:02d}",
+        "status": row.status,
+        "assignee": row.assignee,
+        "transcription": row.transcription,
+        "excerpt": (row.transcript or "")[:140],
+    }
+
+
+def _reasons(resources: Resources) -> list[str]:
+    overflow = ["closed", "no_agent", "queue_full", "not_understood", "caller_request"]
+    return overflow + sorted(resources.bot.intents)
