@@ -30,6 +30,7 @@ from sqlalchemy import insert  # noqa: E402
 from callbot.access.guard import SESSION_COOKIE  # noqa: E402
 from callbot.app import create_app  # noqa: E402
 from callbot.settings import Settings  # noqa: E402
+from callbot.stats import rebuild_in  # noqa: E402
 from callbot.storage.database import make_engine, migrate  # noqa: E402
 from callbot.storage.tables import CallRow, MailboxEventRow, MailboxItemRow, TurnRow  # noqa: E402
 
@@ -124,6 +125,7 @@ def fill(url: str, items: int, calls: int, rng: random.Random) -> tuple[str, str
                 conn.execute(insert(table), rows[start : start + 5000])
         for start in range(0, len(event_rows), 5000):
             conn.execute(insert(MailboxEventRow), event_rows[start : start + 5000])
+        rebuild_in(conn)  # the dashboard's hourly counters, as calls ending one by one would have added them
     engine.dispose()
     return str(item_rows[0]["id"]), str(call_rows[0]["id"])
 

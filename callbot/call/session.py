@@ -20,6 +20,7 @@ from callbot.frames import LINE_RATE as SAMPLE_RATE
 from callbot.frames import DtmfIn, HangUp, StreamStart, TranscriptFinal, TranscriptPartial
 from callbot.mailbox.recording import beep
 from callbot.resources import Resources
+from callbot.stats import counters, record
 from callbot.storage.call_store import CallOutcome, TurnRecord
 from nlu.understanding import understand
 from routing.actions import OVERFLOW_REASONS
@@ -76,6 +77,9 @@ class CallSession:
         self._hung_up = asyncio.Event()
         self._message: MessageTaker | None = None
         self._called = ""
+        self.counted = True
+        """Whether the call counts in the dashboard's figures (not the console's test calls)."""
+        self._wall_start = datetime.now(UTC)
         self._mailbox_reason: str | None = None
         """Set when the provider opened this stream only to take a message (a transfer that failed...)."""
 
@@ -154,7 +158,16 @@ class CallSession:
         except StorageError as exc:
             self.log.error("outcome %s could not be stored: %s", outcome, exc)
         self.res.metrics.calls.labels(outcome.outcome).inc()
+        if self.counted:
+            await self._count(outcome)
         return outcome
+
+    async def _count(self, outcome: CallOutcome) -> None:
+        counts = counters(outcome, self.turns.turns)
+        try:
+            await asyncio.to_thread(record, self.res.store.engine, self._wall_start, counts)
+        except StorageError as exc:
+            self.log.warning("the dashboard's counters miss this call (database unavailable): %s", exc)
 
     # --- the dialogue ----------------------------------------------------------------------------------
 

@@ -133,11 +133,11 @@ def _recover(args: argparse.Namespace) -> int:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
+    from callbot.mailbox.classify import classify_message
     from callbot.mailbox.worker import MailboxWorker
     from callbot.model_store import find_vosk_model
     from callbot.speech.vosk_asr import VoskEngine
     from nlu.client import RasaClient
-    from nlu.understanding import understand
     from routing.bot_folder import load_bot_folder
 
     stores = _stores()
@@ -160,8 +160,7 @@ def _transcribe(args: argparse.Namespace) -> int:
 
                 # the service's worker classifies these once its Rasa is up
                 raise NluUnavailableError("no CALLBOT_RASA_URL for the command line")
-            result = await understand(nlu, text, language, folder.timezone)
-            return Classified(result.intent, round(result.confidence, 4) if result.intent else None, result.entity_map)
+            return await classify_message(nlu, text, language, folder.timezone)
 
         async def blocking(work: Any) -> Any:
             return await asyncio.to_thread(work)

@@ -5,20 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from callbot.mailbox.classify import classify_message
 from callbot.mailbox.service import executor_runner, recover_messages, smtp_settings, worker_settings
 from callbot.mailbox.store import Classified
 from callbot.mailbox.worker import Classify, MailboxWorker
 from callbot.resources import Resources
-from nlu.understanding import understand
 
 log = logging.getLogger(__name__)
 
 
 def classifier(resources: Resources) -> Classify:
     async def classify(text: str, language: str) -> Classified:
-        result = await understand(resources.nlu, text, language, resources.folder.timezone)
-        confidence = round(result.confidence, 4) if result.intent else None
-        return Classified(result.intent, confidence, result.entity_map)
+        return await classify_message(resources.nlu, text, language, resources.folder.timezone)
 
     return classify
 

@@ -284,6 +284,18 @@ class MailboxStore:
 
         return self._run(load)
 
+    def handled_reasons(self, username: str) -> dict[str, int]:
+        """Messages ``username`` brought to called back or closed, by reason (corrected, detected, overflow)."""
+        reason = func.coalesce(
+            MailboxItemRow.corrected_reason, MailboxItemRow.detected_reason, MailboxItemRow.overflow_reason
+        )
+        query = (
+            select(reason, func.count())
+            .where(MailboxItemRow.assignee == username, MailboxItemRow.status.in_(("called_back", "closed")))
+            .group_by(reason)
+        )
+        return self._run(lambda s: {str(r): int(c) for r, c in s.execute(query)})
+
     def all_matching(self, where: ItemFilter) -> list[MailboxItemRow]:
         query = select(MailboxItemRow).where(*_conditions(where)).order_by(MailboxItemRow.created_at.desc())
         return self._run(lambda s: list(s.scalars(query)))

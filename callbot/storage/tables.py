@@ -200,3 +200,13 @@ class ConfigVersionRow(Base):
     summary: Mapped[str] = mapped_column(String(256), default="")
     before: Mapped[str] = mapped_column(Text)
     after: Mapped[str] = mapped_column(Text)
+
+
+class StatsHourRow(Base):
+    """Counters of what the bot did, per hour (UTC): the dashboard reads these instead of every call and turn."""
+
+    __tablename__ = "stats_hourly"
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -151,25 +151,19 @@ async def work(
 async def progress(request: Request, principal: StaffPage) -> Response:
     resources = _resources(request)
     me = principal.user.username
-    handled = await _blocking(_handled_by, resources.mailbox, me)
+    handled: dict[str, int] = await _blocking(resources.mailbox.handled_reasons, me)
     editor: FolderEditor = request.app.state.editor
     corrections = await _blocking(editor.correction_counts, me)
     return page(
         request,
         "progress.html",
         principal,
-        handled=len(handled),
-        reasons=Counter(r.corrected_reason or r.detected_reason or r.overflow_reason for r in handled).most_common(),
+        handled=sum(handled.values()),
+        reasons=Counter(handled).most_common(),
         proposed=sum(corrections.values()),
         accepted=corrections.get("accepted", 0),
         rejected=corrections.get("rejected", 0),
     )
-
-
-def _handled_by(store: MailboxStore, username: str) -> list[MailboxItemRow]:
-    """Messages this user brought to called back or closed."""
-    rows = store.all_matching(ItemFilter(assignee=username))
-    return [r for r in rows if r.status in ("called_back", "closed")]
 
 
 async def _item(store: MailboxStore, item_id: str) -> MailboxItemRow:

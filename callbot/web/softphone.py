@@ -93,6 +93,7 @@ async def test_call(websocket: WebSocket) -> None:
         call_log.warning("test call without a call record (database unavailable): %s", exc)
     sink = BrowserLineSink(websocket)
     session = CallSession(call_id, resources, sink)
+    session.counted = False  # a test call is not a customer's: the dashboard's figures leave it out
     session.turns.listeners.append(lambda turn: _show(sink, turn))
     resources.active_calls.add(call_id)
     resources.metrics.active_calls.inc()

@@ -24,6 +24,7 @@ from callbot.simulator import read_wav_as_line_pcm
 from callbot.storage.database import make_engine
 from telephony.resample import resample_pcm16
 from tests.conftest import ROOT, TEST_PASSWORD, Server, open_bot, speech_clip, staff_token
+from tests.test_call_e2e import place_call, silence_wav
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = ROOT / "docs" / "screenshots"
@@ -235,7 +236,12 @@ def test_a_test_call_from_the_browser(serve, playwright, ko_model, tmp_path):
     call = server.api.get(f"/api/calls/{calls[0]['id']}").json()
     assert any(t["speaker"] == "caller" and t["text"] for t in call["turns"])
     page.goto(f"{server.url}/dashboard")
-    expect(page.locator("#calls-count")).to_have_text("1")
+    expect(page.locator("#calls-count")).to_have_text("0")  # test calls stay out of the figures
+    place_call(server, silence_wav(tmp_path / "caller.wav", 0), "--dtmf", "3", "--barge-in", "--speed", "8")
+    place_call(server, silence_wav(tmp_path / "caller.wav", 0), "--dtmf", "0", "--barge-in", "--speed", "8")
+    page.goto(f"{server.url}/dashboard")
+    expect(page.locator("#calls-count")).to_have_text("2")
+    expect(page.locator("#containment")).to_have_text("50.0 %")
     shot(page, "dashboard")
     page.goto(f"{server.url}/calls/{calls[0]['id']}")
     expect(page.locator("main")).to_contain_text("nlu_unavailable")
