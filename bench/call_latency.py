@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from callbot.simulator import SimulatedCall  # noqa: E402
-from tests.conftest import SPEECH, free_port  # noqa: E402
+from tests.conftest import SPEECH, free_port, staff_token  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -75,12 +75,13 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_calls(
-    url: str, clips: list[Path], calls: int, stagger_s: float
+    url: str, clips: list[Path], calls: int, stagger_s: float, token: str
 ) -> list[tuple[float, list[float], list[float], float]]:
     async def one(index: int) -> tuple[float, list[float], list[float], float]:
         await asyncio.sleep(index * stagger_s)
         started = time.monotonic()
-        report, _ = await SimulatedCall(url, clips[index % len(clips)], dtmf="0", turn_timeout=30).run()
+        call = SimulatedCall(url, clips[index % len(clips)], dtmf="0", turn_timeout=30, api_token=token)
+        report, _ = await call.run()
         assert report.first_audio_ms is not None, f"call {index} heard nothing"
         # a turn counts only when the recogniser heard the caller; otherwise the bot answered the silence
         # timeout, which measures the dialogue policy, not latency
@@ -147,7 +148,9 @@ def main() -> int:
             metrics_before = httpx.get(f"{url}/metrics").text
             threads_before = cpu_by_thread_name(server.pid)
             wall = time.monotonic()
-            results = asyncio.run(run_calls(url, clips, args.calls, args.stagger))
+            # the simulator reads each call's turns back through the API, as an ops user
+            token = staff_token(f"sqlite:///{Path(data_dir).resolve() / 'callbot.db'}", "bench", "ops")
+            results = asyncio.run(run_calls(url, clips, args.calls, args.stagger, token))
             wall = time.monotonic() - wall
             after = {pid: cpu_seconds(pid) for pid in before}
             metrics_after = httpx.get(f"{url}/metrics").text
