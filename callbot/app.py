@@ -17,7 +17,14 @@ from callbot.folder_edits import FolderEditor
 from callbot.mailbox.runtime import start_mailbox
 from callbot.mailbox_api import router as mailbox_router
 from callbot.queues_api import router as queues_router
-from callbot.resources import load_resources, restore_agent_statuses, start_nlu, warm_answers, warm_prompts
+from callbot.resources import (
+    follow_agent_statuses,
+    load_resources,
+    restore_agent_statuses,
+    start_nlu,
+    warm_answers,
+    warm_prompts,
+)
 from callbot.settings import Settings
 from callbot.web import install_console
 from telephony.twilio_media import router as media_router
@@ -42,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources.background.append(asyncio.create_task(start_nlu(resources), name="start-nlu"))
         resources.background.append(asyncio.create_task(warm_answers(resources), name="warm-answers"))
         resources.background.append(asyncio.create_task(start_mailbox(resources), name="mailbox"))
+        resources.background.append(asyncio.create_task(follow_agent_statuses(resources), name="agent-statuses"))
         try:
             yield
         finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -305,10 +306,24 @@ async def follow_training(resources: Resources, every_s: float = 5.0) -> None:
 async def restore_agent_statuses(resources: Resources) -> None:
     """Agent statuses reported before a restart (the bot folder's statuses apply to the others)."""
     try:
-        statuses = await resources.store.agent_statuses()
+        _apply_statuses(resources, await resources.store.agent_statuses())
     except CallbotError as exc:
         log.warning("agent statuses not restored, the bot folder's apply: %s", exc)
-        return
+
+
+async def follow_agent_statuses(resources: Resources, every_s: float = 5.0) -> None:
+    """Statuses reported to another instance of the service (they share the database) reach this one within
+    ``every_s`` seconds."""
+    while True:
+        await asyncio.sleep(every_s)
+        with contextlib.suppress(CallbotError):  # database down: keep what we know; /healthz says so
+            _apply_statuses(resources, await resources.store.agent_statuses())
+
+
+def _apply_statuses(resources: Resources, statuses: dict[str, str]) -> None:
     for agent_id, status in statuses.items():
-        if agent_id in resources.folder.routing.agents and status in AGENT_STATUSES:
-            resources.live.set_status(agent_id, status)
+        if agent_id not in resources.folder.routing.agents or status == resources.live.status(agent_id):
+            continue
+        for known in AGENT_STATUSES:
+            if status == known:
+                resources.live.set_status(agent_id, known)

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -236,3 +237,18 @@ def test_routing_explain_on_the_real_calendar() -> None:
     at = datetime.datetime(2026, 12, 25, 10, tzinfo=ZoneInfo("Europe/Paris"))
     routed = explain(folder, Hypothesis("talk_to_advisor", at), LiveState(folder.routing).snapshot())
     assert routed.trace["attempts"][0]["hours"] == "public holiday Noël (2026-12-25)"
+
+
+def test_two_instances_sharing_a_database_agree_on_agent_statuses(serve, postgres_url):
+    first = serve(CALLBOT_DATABASE_URL=postgres_url)
+    second = serve(CALLBOT_DATABASE_URL=postgres_url)
+    assert first.api.put("/api/agents/s.simon/status", json={"status": "offline"}).status_code == 200
+
+    def seen_by_second() -> bool:
+        agents = {a["id"]: a for a in second.api.get("/api/agents").json()}
+        return bool(agents["s.simon"]["status"] == "offline")
+
+    deadline = time.monotonic() + 15
+    while not seen_by_second():
+        assert time.monotonic() < deadline, "the second instance never saw the status"
+        time.sleep(0.5)
