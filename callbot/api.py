@@ -51,6 +51,10 @@ class CallOut(BaseModel):
     duration_s: float | None
     first_audio_ms: float | None
     degraded: list[str]
+    transport: str | None = None
+    line_codec: str | None = None
+    transfer: dict[str, Any] | None = None
+    """The transfer's whole target (type, value, caller id), as the telephony carried it out."""
     turns: list[TurnOut] | None = None
 
 
@@ -97,6 +101,9 @@ def _call_out(row: CallRow, with_turns: bool) -> CallOut:
         duration_s=duration,
         first_audio_ms=row.first_audio_ms,
         degraded=list(row.degraded or []),
+        transport=row.transport,
+        line_codec=row.line_codec,
+        transfer=row.transfer,
         turns=turns,
     )
 
@@ -115,11 +122,16 @@ async def get_call(call_id: str, request: Request) -> CallOut:
 
 @router.get("/api/calls", response_model=list[CallOut], tags=["calls"], dependencies=[Depends(Require(OPS))])
 async def list_calls(
-    request: Request, limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)
+    request: Request,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=1_000_000_000),
+    provider_call_id: str | None = Query(
+        None, max_length=64, description="the provider's id (Twilio CallSid, Asterisk channel)"
+    ),
 ) -> list[CallOut]:
     resources: Resources = request.app.state.resources
     try:
-        rows = await resources.store.list_calls(limit, offset)
+        rows = await resources.store.list_calls(limit, offset, provider_call_id)
     except StorageError as exc:
         raise HTTPException(status_code=503, detail=f"database unavailable: {exc}") from exc
     return [_call_out(row, with_turns=False) for row in rows]

@@ -27,6 +27,8 @@ from callbot.resources import (
 )
 from callbot.settings import Settings
 from callbot.web import install_console
+from telephony.asterisk import check_asterisk_settings, start_asterisk
+from telephony.chan_websocket_media import router as asterisk_media_router
 from telephony.twilio_media import router as media_router
 from telephony.twilio_transfer import router as transfer_router
 from telephony.twilio_webhook import router as webhook_router
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app. Configuration is validated here: a wrong bot folder raises ConfigError before serving."""
     settings = settings or Settings()
+    check_asterisk_settings(settings)
     resources = load_resources(settings)
     users = UserStore(resources.store.engine)
     ensure_first_admin(users, settings.data_dir)
@@ -50,9 +53,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources.background.append(asyncio.create_task(warm_answers(resources), name="warm-answers"))
         resources.background.append(asyncio.create_task(start_mailbox(resources), name="mailbox"))
         resources.background.append(asyncio.create_task(follow_agent_statuses(resources), name="agent-statuses"))
+        stop_asterisk = await start_asterisk(resources)
         try:
             yield
         finally:
+            await stop_asterisk()
             await resources.close()
 
     app = FastAPI(
@@ -66,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.editor = FolderEditor(resources.store.engine, settings.bot_dir)
     app.include_router(webhook_router)
     app.include_router(media_router)
+    app.include_router(asterisk_media_router)
     app.include_router(transfer_router)
     app.include_router(api_router)
     app.include_router(queues_router)

@@ -112,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_mailbox_commands(commands)
 
-    call = commands.add_parser("call", help="place a simulated Twilio call against a running server")
+    call = commands.add_parser("call", help="place a simulated phone call against a running server")
     call.add_argument("audio", type=Path, help="WAV file the caller says (any rate; converted to 8 kHz mu-law)")
     call.add_argument("--url", default="http://127.0.0.1:8080")
     call.add_argument("--dtmf", default="", help="keys pressed after speaking, one bot turn each (e.g. 10)")
@@ -139,6 +139,37 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="press the keys before speaking (e.g. --dtmf 9 --keys-first: choose to leave a message, then say it)",
     )
+    call.add_argument(
+        "--transport",
+        choices=["twilio", "audiosocket", "websocket"],
+        default="twilio",
+        help="the line: Twilio Media Streams, Asterisk AudioSocket, or Asterisk chan_websocket (default: twilio)",
+    )
+    call.add_argument(
+        "--audiosocket", metavar="HOST:PORT", help="the server's AudioSocket listener (default: the URL's host, 9092)"
+    )
+    call.add_argument(
+        "--format",
+        default="",
+        help="the line's codec: slin or slin16 for AudioSocket; ulaw, alaw, slin, slin16 for chan_websocket",
+    )
+    call.add_argument("--json-control", action="store_true", help="chan_websocket: control messages in JSON")
+    call.add_argument("--dtx", action="store_true", help="the line sends nothing while the caller is silent")
+    call.add_argument(
+        "--media-auth",
+        metavar="USER:PASSWORD",
+        default=os.environ.get("CALLBOT_ASTERISK_MEDIA_AUTH"),
+        help="chan_websocket: the credentials Asterisk's websocket_client.conf sends",
+    )
+    call.add_argument(
+        "--ari-listen",
+        metavar="HOST:PORT",
+        help="play Asterisk's ARI here (the server's CALLBOT_ARI_URL must point at it): the call enters its Stasis "
+        "application and the decision is carried out through ARI",
+    )
+    call.add_argument("--ari-user", default="callbot")
+    call.add_argument("--ari-password", default=os.environ.get("CALLBOT_ARI_PASSWORD", "callbot"))
+    call.add_argument("--ari-app", default="callbot")
     call.add_argument("--json", action="store_true", help="print one JSON object")
     call.set_defaults(run=_call)
     return parser
@@ -340,9 +371,11 @@ def _call(args: argparse.Namespace) -> int:
 
     if not args.audio.is_file():
         raise CallbotError(f"{args.audio}: no such file")
+    media_auth = tuple(args.media_auth.split(":", 1)) if args.media_auth and ":" in args.media_auth else None
     report, played = place_call(
         args.url,
         args.audio,
+        transport=args.transport,
         dtmf=args.dtmf,
         auth_token=args.auth_token,
         api_token=args.api_token,
@@ -350,6 +383,15 @@ def _call(args: argparse.Namespace) -> int:
         caller=args.caller,
         barge_in=args.barge_in,
         keys_first=args.keys_first,
+        audiosocket=args.audiosocket,
+        line_format=args.format,
+        json_control=args.json_control,
+        dtx=args.dtx,
+        media_auth=media_auth,
+        ari_listen=args.ari_listen,
+        ari_user=args.ari_user,
+        ari_password=args.ari_password,
+        ari_app=args.ari_app,
     )
     if args.out:
         write_wav(args.out, played)

@@ -23,6 +23,7 @@ from callbot.mailbox.store import ItemNotFound, MailboxStore
 from callbot.resources import Resources
 from callbot.storage.tables import MailboxItemRow
 from routing.actions import AnswerAction
+from routing.bot_config import BotConfig
 
 router = APIRouter(prefix="/api/mailbox", tags=["mailbox"], dependencies=[Depends(Require(EVERYONE))])
 _ITEM_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -136,7 +137,7 @@ async def list_items(
     per_page: int = Query(50, ge=1, le=200),
 ) -> ItemPage:
     where = _filter(user, status, reason, assignee, since, until, q, caller, transcription)
-    found = await _call(_store(request).page, where, sort, page, per_page)
+    found = await blocking(_store(request).page, where, sort, page, per_page)
     return ItemPage(
         items=[_summary(row) for row in found.items],
         total=found.total,
@@ -158,7 +159,7 @@ async def export_csv(
     q: str | None = Query(None, max_length=200),
 ) -> Response:
     """Every message matching the filters, one per row (transcripts as stored: masked)."""
-    rows = await _call(
+    rows = await blocking(
         _store(request).all_matching, _filter(user, status, reason, assignee, since, until, q, None, None)
     )
     return Response(
@@ -170,14 +171,14 @@ async def export_csv(
 
 @router.get("/{item_id}", response_model=ItemDetail)
 async def get_item(item_id: str, request: Request) -> ItemDetail:
-    row = await _item(request, item_id)
+    row = await load_item(_store(request), item_id)
     return _detail(row, request.app.state.resources)
 
 
 @router.get("/{item_id}/audio", response_class=FileResponse, responses={206: {}, 416: {}})
 async def get_audio(item_id: str, request: Request) -> FileResponse:
     """The recording (WAV, 16-bit PCM, 8 kHz), with HTTP range requests for seeking."""
-    row = await _item(request, item_id)
+    row = await load_item(_store(request), item_id)
     resources: Resources = request.app.state.resources
     path = resolve_audio(resources.settings.recordings_dir, row.audio_path) if row.audio_path else None
     if path is None or row.audio_state == "recording" or not path.is_file():
@@ -191,7 +192,7 @@ async def get_audio(item_id: str, request: Request) -> FileResponse:
 async def change_item(item_id: str, change: ItemChange, request: Request, user: AnyStaff) -> ItemDetail:
     """Work a message. Status changes follow the workflow (409 otherwise); every change is audited."""
     resources: Resources = request.app.state.resources
-    await _item(request, item_id)
+    await load_item(_store(request), item_id)
     assignee, unassign = None, False
     if change.assignee == "":
         unassign = True
@@ -204,7 +205,7 @@ async def change_item(item_id: str, change: ItemChange, request: Request, user: 
     if change.corrected_reason is not None and change.corrected_reason not in resources.bot.intents:
         raise HTTPException(status_code=422, detail=f"unknown intent '{change.corrected_reason[:64]}'")
     try:
-        row = await _call(
+        row = await blocking(
             resources.mailbox.change,
             item_id,
             user.username,
@@ -219,21 +220,29 @@ async def change_item(item_id: str, change: ItemChange, request: Request, user: 
     return _detail(row, resources)
 
 
-async def _item(request: Request, item_id: str) -> MailboxItemRow:
+async def load_item(store: MailboxStore, item_id: str) -> MailboxItemRow:
+    """The message ``item_id``, or 404 (also for anything that is not one of our ids)."""
     if not _ITEM_ID.match(item_id):
         raise HTTPException(status_code=404, detail="no such message")
     try:
-        row: MailboxItemRow = await _call(_store(request).get, item_id)
+        row: MailboxItemRow = await blocking(store.get, item_id)
     except ItemNotFound as exc:
         raise HTTPException(status_code=404, detail="no such message") from exc
     return row
 
 
-async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+async def blocking(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """A blocking store call off the event loop; a database outage is a 503."""
     try:
         return await asyncio.to_thread(function, *args, **kwargs)
     except StorageError as exc:
         raise HTTPException(status_code=503, detail=f"database unavailable: {exc}") from exc
+
+
+def suggested_answer(bot: BotConfig, row: MailboxItemRow) -> str | None:
+    """What the bot answers for the message's reason (corrected, else detected), when it answers it."""
+    action = bot.intents.get(row.corrected_reason or row.detected_reason or "")
+    return bot.pick_response(action.response, {}) if isinstance(action, AnswerAction) else None
 
 
 def _summary(row: MailboxItemRow) -> ItemSummary:
@@ -255,11 +264,6 @@ def _summary(row: MailboxItemRow) -> ItemSummary:
 
 
 def _detail(row: MailboxItemRow, resources: Resources) -> ItemDetail:
-    reason = row.corrected_reason or row.detected_reason
-    suggested = None
-    action = resources.bot.intents.get(reason or "")
-    if isinstance(action, AnswerAction):
-        suggested = resources.bot.pick_response(action.response, {})
     return ItemDetail(
         **_summary(row).model_dump(),
         call_id=row.call_id,
@@ -272,7 +276,7 @@ def _detail(row: MailboxItemRow, resources: Resources) -> ItemDetail:
         transcription_error=row.transcription_error,
         audio_state=row.audio_state,
         notify_state=row.notify_state,
-        suggested_answer=suggested,
+        suggested_answer=suggested_answer(resources.bot, row),
         events=[EventOut(at=_iso(e.at), actor=e.actor, action=e.action, details=e.details) for e in row.events],
     )
 
@@ -322,4 +326,4 @@ def _csv_safe(text: str) -> str:
 
 
 def _iso(moment: datetime) -> str:
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).isoformat()
+    return moment.isoformat()

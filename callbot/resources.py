@@ -9,6 +9,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 import httpx
 
@@ -30,7 +31,10 @@ from nlu.sidecar import RasaSidecar
 from routing.bot_config import BotConfig
 from routing.bot_folder import BotFolder, load_bot_folder
 from routing.live import LiveState
-from routing.routing_config import AGENT_STATUSES
+from routing.routing_config import AGENT_STATUSES, AgentStatus
+
+if TYPE_CHECKING:
+    from callbot.call.session import CallSession
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +86,10 @@ class Resources:
     sidecar: RasaSidecar | None = None
     health: dict[str, Component] = field(default_factory=dict)
     outcomes: RecentOutcomes = field(default_factory=RecentOutcomes)
-    active_calls: set[str] = field(default_factory=set)
+    active_calls: dict[str, CallSession] = field(default_factory=dict)
+    """Calls whose media stream is open, by call id."""
+    expected_streams: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Calls set up through ARI whose media has yet to connect: what is known of them (caller, called, mode)."""
     background: list[asyncio.Task[None]] = field(default_factory=list)
     warmed: bool = False
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=False))
@@ -322,8 +329,6 @@ async def follow_agent_statuses(resources: Resources, every_s: float = 5.0) -> N
 
 def _apply_statuses(resources: Resources, statuses: dict[str, str]) -> None:
     for agent_id, status in statuses.items():
-        if agent_id not in resources.folder.routing.agents or status == resources.live.status(agent_id):
-            continue
-        for known in AGENT_STATUSES:
-            if status == known:
-                resources.live.set_status(agent_id, known)
+        known = agent_id in resources.folder.routing.agents and status in AGENT_STATUSES
+        if known and status != resources.live.status(agent_id):
+            resources.live.set_status(agent_id, cast(AgentStatus, status))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +30,43 @@ class Settings(BaseSettings):
     )
     twilio_auth_token: SecretStr | None = Field(
         default=None, description="When set, every Twilio webhook must carry a valid X-Twilio-Signature"
+    )
+
+    # --- Asterisk (docs/asterisk.md) ---
+    audiosocket_listen: str | None = Field(
+        default=None, description="host:port where Asterisk's AudioSocket connections are accepted (off when unset)"
+    )
+    audiosocket_known_calls_only: bool = Field(
+        default=False,
+        description="accept only AudioSocket UUIDs of calls set up through ARI (the dialplan's own UUIDs are refused)",
+    )
+    asterisk_media_username: str | None = Field(
+        default=None, description="chan_websocket dialling us: the websocket_client.conf username to require"
+    )
+    asterisk_media_password: SecretStr | None = Field(
+        default=None, description="chan_websocket dialling us: the websocket_client.conf password to require"
+    )
+    ari_url: str | None = Field(
+        default=None, description="Asterisk's HTTP server for ARI (http://pbx:8088); ARI call control is off when unset"
+    )
+    ari_username: str = "callbot"
+    ari_password: SecretStr | None = None
+    ari_app: str = Field(default="callbot", description="the Stasis application the dialplan sends calls to")
+    ari_media: Literal["audiosocket", "websocket"] = Field(
+        default="audiosocket", description="how ARI attaches the caller's audio: AudioSocket or chan_websocket"
+    )
+    ari_media_format: Literal["slin", "slin16", "ulaw", "alaw"] = Field(
+        default="slin", description="the external media's codec (ulaw and alaw need ari_media=websocket)"
+    )
+    ari_audiosocket_address: str | None = Field(
+        default=None,
+        description="host:port Asterisk connects to for AudioSocket media (default: audiosocket_listen)",
+    )
+    ari_transfer_context: str = Field(
+        default="callbot-transfer", description="dialplan context carrying out queue, endpoint, number and SIP targets"
+    )
+    ari_media_timeout_s: float = Field(
+        default=5.0, gt=0, description="a call whose media has not connected by then is handed to the failover queue"
     )
 
     rasa_url: str | None = Field(default=None, description="External Rasa server; when unset a sidecar is started")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +17,7 @@ import yaml
 
 from callbot.errors import ConfigError, TrainingError
 from nlu.training_data import load_training_data, with_digits, write_rasa_yaml
+from routing.config_file import read_yaml
 
 TRAINING_FILES = ("config.yml", "nlu.yml")
 PREPROCESSING = "digits-v1"
@@ -55,19 +59,7 @@ def rasa_environment() -> dict[str, str]:
 def check_training_files(bot_dir: Path) -> None:
     """Fail early, naming the file and line, when a training file is missing or not valid YAML."""
     for name in TRAINING_FILES:
-        path = bot_dir / name
-        if not path.is_file():
-            raise ConfigError(f"{path}: not found; a bot folder needs {' and '.join(TRAINING_FILES)}")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a YAML mapping at the top level")
+        read_yaml(bot_dir / name, f"a bot folder needs {' and '.join(TRAINING_FILES)}")
 
 
 def fingerprint(bot_dir: Path) -> str:
@@ -90,13 +82,34 @@ def train(bot_dir: Path, models_dir: Path, rasa_venv: Path, *, force: bool = Fal
     target = model_path_for(bot_dir, models_dir)
     if target.is_file() and not force:
         return TrainResult(target, skipped=True, seconds=0.0)
-    config = bot_dir / "config.yml"
-    data = with_digits(load_training_data(bot_dir / "nlu.yml"), pipeline_language(config))
-    with tempfile.TemporaryDirectory(prefix="callbot-train-") as work:
-        nlu_file = Path(work) / "nlu.yml"
-        write_rasa_yaml(data, nlu_file)
-        seconds = train_files(config, nlu_file, target, rasa_venv)
+    # one training of a model at a time (the console and `callbot nlu train`, several instances on shared
+    # storage): the second waits, then finds the model trained
+    with _training_lock(target):
+        if target.is_file() and not force:
+            return TrainResult(target, skipped=True, seconds=0.0)
+        config = bot_dir / "config.yml"
+        data = with_digits(load_training_data(bot_dir / "nlu.yml"), pipeline_language(config))
+        with tempfile.TemporaryDirectory(prefix="callbot-train-") as work:
+            nlu_file = Path(work) / "nlu.yml"
+            write_rasa_yaml(data, nlu_file)
+            seconds = train_files(config, nlu_file, target, rasa_venv)
     return TrainResult(target, skipped=False, seconds=seconds)
+
+
+def _bot_name(target: Path) -> str:
+    """``fr`` for ``fr-2936f6e8eaae7fcd.tar.gz``."""
+    return target.name.rsplit("-", 1)[0]
+
+
+@contextlib.contextmanager
+def _training_lock(target: Path) -> Iterator[None]:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f".{_bot_name(target)}.train-lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def pipeline_language(config: Path) -> str:
@@ -112,6 +125,9 @@ def train_files(config: Path, nlu_file: Path, target: Path, rasa_venv: Path) -> 
     """Train ``nlu_file`` with ``config`` into the model archive ``target``; the training time in seconds."""
     target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
+    # Rasa writes its archive as it goes: train under a temporary name, then move it into place whole, so that a
+    # server or a test never loads half a model
+    partial = target.with_name(f".partial-{os.getpid()}-{target.name}")
     command = [
         str(rasa_executable(rasa_venv)),
         "train",
@@ -123,14 +139,17 @@ def train_files(config: Path, nlu_file: Path, target: Path, rasa_venv: Path) -> 
         "--out",
         str(target.parent),
         "--fixed-model-name",
-        target.name.removesuffix(".tar.gz"),
+        partial.name.removesuffix(".tar.gz"),
     ]
-    # Rasa keeps a training cache in its working directory: keep it out of the operators' bot folder
-    cache = target.parent / ".rasa-work"
+    # Rasa keeps a training cache in its working directory: out of the operators' bot folder, one per bot (a
+    # bot's trainings are one at a time, see train())
+    cache = target.parent / f".rasa-work-{_bot_name(target)}"
     cache.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, env=rasa_environment(), cwd=cache, check=False)
-    if completed.returncode != 0 or not target.is_file():
+    if completed.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
         tail = "\n".join((completed.stdout + completed.stderr).strip().splitlines()[-15:])
         raise TrainingError(f"rasa train nlu failed for {nlu_file} (exit {completed.returncode}):\n{tail}")
+    os.replace(partial, target)
     return time.perf_counter() - started

@@ -36,11 +36,20 @@ class Skill(Strict):
     announcement: str | None = Field(default=None, description="said before transferring (default: prompts.transfer)")
 
 
-class TransferTarget(Strict):
-    """How a call reaches a queue: a phone number, a SIP URI, a Twilio queue (``<Enqueue>``), or an HTTP hand-off
-    webhook that receives the call's context and answers where to connect it."""
+TARGET_TYPES = ("number", "sip", "queue", "webhook", "dialplan", "endpoint")
+_DIALPLAN = re.compile(
+    r"^[A-Za-z0-9_.+-]{1,80},[A-Za-z0-9_.+*#-]{1,80}(,([1-9][0-9]{0,3}|[A-Za-z_][A-Za-z0-9_-]{0,79}))?$"
+)
+_ENDPOINT = re.compile(r"^(PJSIP|SIP|IAX2|DAHDI|Local|WebSocket)/[^\s,&|]{1,200}$")
 
-    type: Literal["number", "sip", "queue", "webhook"]
+
+class TransferTarget(Strict):
+    """How a call reaches a queue. Everywhere: a phone number, a SIP URI, a named queue (Twilio ``<Enqueue>``,
+    Asterisk ``Queue()``), or an HTTP hand-off webhook that receives the call's context and answers where to connect
+    it. On Asterisk also: a dialplan place (``context,extension[,priority]``) or a channel endpoint to dial
+    (``PJSIP/advisors``). Written ``{type: sip, value: ...}`` or, shorter, ``{sip: ...}``."""
+
+    type: Literal["number", "sip", "queue", "webhook", "dialplan", "endpoint"]
     value: str = Field(min_length=1, max_length=256)
     caller_id: str | None = None
     timeout_s: float = Field(default=3.0, gt=0, le=30, description="webhook: per attempt")
@@ -48,6 +57,19 @@ class TransferTarget(Strict):
     secret_env: str | None = Field(
         default=None, description="webhook: environment variable holding the HMAC key that signs the request"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: object) -> object:
+        """``{dialplan: "from-callbot,advisors"}`` is ``{type: dialplan, value: "from-callbot,advisors"}``."""
+        if isinstance(data, dict) and "type" not in data:
+            named = [key for key in TARGET_TYPES if key in data]
+            if len(named) == 1:
+                rest = {k: v for k, v in data.items() if k != named[0]}
+                return {"type": named[0], "value": data[named[0]], **rest}
+            if len(named) > 1:
+                raise ValueError(f"a target has one type; this one names {named}")
+        return data
 
     @model_validator(mode="after")
     def _value_fits_type(self) -> TransferTarget:
@@ -58,7 +80,16 @@ class TransferTarget(Strict):
         if self.type == "webhook" and not re.match(r"^https?://[^\s]+$", self.value):
             raise ValueError(f"'{self.value}' is not an http(s) URL")
         if self.type == "queue" and not _ID.match(self.value):
-            raise ValueError(f"'{self.value}': a Twilio queue name is 1-64 letters, digits, '.', '_' or '-'")
+            raise ValueError(f"'{self.value}': a queue name is 1-64 letters, digits, '.', '_' or '-'")
+        if self.type == "dialplan" and not _DIALPLAN.match(self.value):
+            raise ValueError(
+                f"'{self.value}' is not a dialplan place: write 'context,extension' or 'context,extension,priority' "
+                "(e.g. 'from-callbot,advisors')"
+            )
+        if self.type == "endpoint" and not _ENDPOINT.match(self.value):
+            raise ValueError(
+                f"'{self.value}' is not an Asterisk dial string such as PJSIP/advisors or PJSIP/+33100000001@trunk"
+            )
         if self.caller_id is not None and not _E164.match(self.caller_id):
             raise ValueError(f"caller_id '{self.caller_id}' is not an E.164 phone number")
         return self
@@ -84,6 +115,13 @@ class Queue(Strict):
         if unknown:
             raise ValueError(f"whisper: unknown slot(s) {sorted(unknown)}; use {{intent}}, {{caller}} or {{skill}}")
         return value
+
+    def whisper_for(self, intent: str, caller: str, skill: str) -> str:
+        """What the agent hears before the caller is connected: the queue's whisper (else the intent), as spoken
+        by a text-to-speech (``lost_card`` -> ``lost card``, a number read digit by digit)."""
+        return (self.whisper or "{intent}").format(
+            intent=intent.replace("_", " "), caller=" ".join(caller), skill=skill
+        )
 
 
 class Agent(Strict):

@@ -1,4 +1,5 @@
-"""G.711 mu-law, as carried by phone lines (and Twilio Media Streams), vectorised with numpy."""
+"""G.711 mu-law (North America, Japan; Twilio Media Streams) and A-law (Europe: PCMA), as carried by phone lines,
+vectorised with numpy."""
 
 from __future__ import annotations
 
@@ -47,3 +48,43 @@ def pcm16_to_ulaw(data: bytes) -> bytes:
     """16-bit little-endian PCM to mu-law bytes (one byte per sample)."""
     samples = np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
     return _ENCODE[samples.view(np.uint16)].tobytes()
+
+
+def _alaw_decode_table() -> npt.NDArray[np.int16]:
+    # ITU-T G.711 A-law expansion (the reference alaw2linear), on all 256 codes
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    exponent = (a & 0x70) >> 4
+    mantissa = a & 0x0F
+    magnitude = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
+    return np.where(a & 0x80, magnitude, -magnitude).astype(np.int16)
+
+
+def _alaw_encode_table() -> npt.NDArray[np.uint8]:
+    # ITU-T G.711 A-law compression (the reference linear2alaw), on 13-bit magnitudes
+    sample = np.arange(-32768, 32768, dtype=np.int32)
+    negative = sample < 0
+    magnitude = np.where(negative, -sample - 1, sample) >> 3  # 0..4095
+    exponent = np.zeros_like(magnitude)
+    for shift in range(1, 8):
+        exponent = np.where(magnitude >= (16 << shift), shift, exponent)
+    mantissa = np.where(exponent == 0, magnitude >> 1, magnitude >> exponent) & 0x0F
+    code = (exponent << 4) | mantissa
+    code = np.where(negative, code, code | 0x80) ^ 0x55
+    table = np.empty(65536, dtype=np.uint8)
+    table[sample.astype(np.uint16)] = code.astype(np.uint8)
+    return table
+
+
+_ALAW_DECODE = _alaw_decode_table()
+_ALAW_ENCODE = _alaw_encode_table()
+
+
+def alaw_to_pcm16(data: bytes) -> bytes:
+    """A-law bytes to 16-bit little-endian PCM (two bytes per input byte)."""
+    return _ALAW_DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
+
+
+def pcm16_to_alaw(data: bytes) -> bytes:
+    """16-bit little-endian PCM to A-law bytes (one byte per sample)."""
+    samples = np.frombuffer(data[: len(data) - len(data) % 2], dtype="<i2")
+    return _ALAW_ENCODE[samples.view(np.uint16)].tobytes()

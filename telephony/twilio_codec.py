@@ -9,10 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from typing import Any
 
+from callbot.call.line import Decoded, LineFormat
 from callbot.errors import ProtocolError
-from callbot.frames import LINE_RATE, AudioIn, DtmfIn, HangUp, InboundFrame, MarkIn, StreamStart
+from callbot.frames import LINE_RATE, AudioIn, DtmfIn, HangUp, MarkIn, StreamStart
+from callbot.storage.call_store import CallOutcome
 from telephony.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from telephony.resample import resample_pcm16
 
@@ -30,34 +33,50 @@ _DTMF_DIGITS = frozenset("0123456789*#ABCD")
 _EVENTS = frozenset({"connected", "start", "media", "dtmf", "mark", "stop"})
 
 
+LINE = LineFormat("ulaw", LINE_RATE)
+
+
 class TwilioCodec:
     """Decodes one stream's inbound messages and encodes its outbound ones."""
 
+    transport = "twilio"
+    line = LINE
+    echoes_marks = True
+    needs_keepalive = False
+    frames_per_message = 5
+    lead_s = 0.2
+
     def __init__(self) -> None:
         self.stream_sid: str | None = None
+        self._media_prefix = ""
 
-    def decode(self, text: str) -> InboundFrame | None:
-        """One WebSocket text message to a frame; ``None`` for messages that carry nothing for the pipeline."""
-        message = _parse(text)
-        event = message.get("event")
-        if event not in _EVENTS:
-            raise ProtocolError(f"unknown event {event!r}")
+    def decode(self, message: str | bytes) -> Sequence[Decoded]:
+        """One WebSocket message to its frame; none for messages that carry nothing for the pipeline."""
+        if not isinstance(message, str):
+            raise ProtocolError("binary WebSocket frame; Media Streams messages are JSON text")
+        parsed = _parse(message)
+        event = parsed.get("event")
+        if not isinstance(event, str) or event not in _EVENTS:
+            raise ProtocolError(f"unknown event {str(event)[:64]!r}")
         if event == "connected":
-            return None
+            return []
         if event == "start":
-            return self._start(message)
+            return [self._start(parsed)]
         if self.stream_sid is None:
             raise ProtocolError(f"'{event}' message before 'start'")
         if event == "media":
-            return AudioIn(ulaw_to_pcm16(_payload(message)), LINE_RATE)
+            return [AudioIn(ulaw_to_pcm16(_payload(parsed)), LINE_RATE)]
         if event == "dtmf":
-            digit = str(_field(message, "dtmf", "digit"))
-            if digit not in _DTMF_DIGITS:
-                raise ProtocolError(f"invalid DTMF digit {digit!r}")
-            return DtmfIn(digit)
+            digit = _field(parsed, "dtmf", "digit")
+            if not isinstance(digit, str) or digit not in _DTMF_DIGITS:
+                raise ProtocolError(f"invalid DTMF digit {str(digit)[:16]!r}")
+            return [DtmfIn(digit)]
         if event == "mark":
-            return MarkIn(str(_field(message, "mark", "name")))
-        return HangUp()  # "stop"
+            name = _field(parsed, "mark", "name")
+            if not isinstance(name, str | int | float):
+                raise ProtocolError("mark.name is not a string")
+            return [MarkIn(str(name)[:256])]
+        return [HangUp()]  # "stop"
 
     def _start(self, message: dict[str, Any]) -> StreamStart:
         start = message.get("start")
@@ -67,16 +86,24 @@ class TwilioCodec:
         if not isinstance(stream_sid, str) or not stream_sid:
             raise ProtocolError("'start' message without streamSid")
         media_format = start.get("mediaFormat") or {}
+        if not isinstance(media_format, dict):
+            raise ProtocolError("start.mediaFormat is not an object")
         encoding = media_format.get("encoding", "audio/x-mulaw")
-        rate = int(media_format.get("sampleRate", LINE_RATE))
-        if encoding != "audio/x-mulaw" or rate != LINE_RATE:
-            raise ProtocolError(f"unsupported media format {encoding} at {rate} Hz; expected audio/x-mulaw 8000")
-        self.stream_sid = stream_sid
+        rate = media_format.get("sampleRate", LINE_RATE)
+        if encoding != "audio/x-mulaw" or str(rate) != str(LINE_RATE):
+            raise ProtocolError(
+                f"unsupported media format {str(encoding)[:32]} at {str(rate)[:16]} Hz; expected audio/x-mulaw 8000"
+            )
         custom = start.get("customParameters") or {}
+        if not isinstance(custom, dict):
+            raise ProtocolError("start.customParameters is not an object")
+        self.stream_sid = stream_sid
+        # every media message we send starts the same way: built once, not by json.dumps 50 times a second
+        self._media_prefix = '{"event": "media", "streamSid": ' + json.dumps(stream_sid) + ', "media": {"payload": "'
         return StreamStart(
             stream_id=stream_sid,
-            call_sid=str(start.get("callSid", "")),
-            custom={str(k): str(v) for k, v in custom.items()},
+            call_sid=str(start.get("callSid", ""))[:64],
+            custom={str(k)[:64]: str(v)[:256] for k, v in list(custom.items())[:32]},
         )
 
     @staticmethod
@@ -84,15 +111,18 @@ class TwilioCodec:
         """Bot audio (16-bit PCM at any rate) to line audio: mu-law 8 kHz."""
         return pcm16_to_ulaw(resample_pcm16(pcm, sample_rate, LINE_RATE))
 
-    def media(self, line_audio: bytes) -> str:
-        payload = base64.b64encode(line_audio).decode("ascii")
-        return json.dumps({"event": "media", "streamSid": self.stream_sid, "media": {"payload": payload}})
+    def audio(self, frame: bytes) -> str:
+        return self._media_prefix + base64.b64encode(frame).decode("ascii") + '"}}'
 
     def mark(self, name: str) -> str:
         return json.dumps({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
 
     def clear(self) -> str:
         return json.dumps({"event": "clear", "streamSid": self.stream_sid})
+
+    def hangup(self, outcome: CallOutcome | None) -> None:
+        """Closing the WebSocket hands the call back to Twilio, which then requests the <Connect action> URL."""
+        return None
 
 
 def _parse(text: str) -> dict[str, Any]:
@@ -102,6 +132,8 @@ def _parse(text: str) -> dict[str, Any]:
         message = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"message is not JSON: {exc.msg} at position {exc.pos}") from exc
+    except RecursionError as exc:
+        raise ProtocolError("message nests too deeply to be a Media Streams message") from exc
     if not isinstance(message, dict):
         raise ProtocolError("message is not a JSON object")
     return message

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
+from callbot.call.turn_log import last_intent
 from callbot.errors import StorageError
 from callbot.resources import Resources
 from telephony import twiml
@@ -23,21 +24,18 @@ async def whisper(call_id: str, request: Request) -> Response:
     resources: Resources = request.app.state.resources
     params = await read_form(request)
     verify_signature(request, resources, params)
-    caller, skill, intent = "", "", ""
     try:
         row = await resources.store.get_call(call_id)
     except StorageError as exc:
         log.warning("[call %s] whisper without call details, database unavailable: %s", call_id, exc)
         row = None
+    text = ""
     if row is not None:
-        caller, skill = row.from_number, row.transfer_skill or ""
-        intents = [t.intent for t in row.turns if t.speaker == "caller" and t.intent]
-        intent = intents[-1] if intents else ""
+        intent = last_intent(row.turns)
         queue = resources.folder.routing.queues.get(row.transfer_queue or "")
-        template = queue.whisper if queue is not None else None
-    else:
-        template = None
-    text = (template or "{intent}").format(intent=_spoken(intent), caller=_spoken_number(caller), skill=skill)
+        text = (
+            queue.whisper_for(intent, row.from_number, row.transfer_skill or "") if queue else intent.replace("_", " ")
+        )
     return xml_response(twiml.say(text, resources.bot.language))
 
 
@@ -73,12 +71,3 @@ def _seconds(value: str | None) -> float | None:
         return float(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _spoken(intent: str) -> str:
-    return intent.replace("_", " ")
-
-
-def _spoken_number(number: str) -> str:
-    """Digits read one by one by the agent's text to speech (``+33612`` -> ``+3 3 6 1 2``)."""
-    return " ".join(number)

@@ -9,10 +9,10 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.requests import HTTPConnection
 
-from callbot.call.handover import failover_outcome, parse_target
+from callbot.call.handover import failover_outcome
+from callbot.call.outcome import CallOutcome, target_from_json
 from callbot.errors import StorageError
 from callbot.resources import Resources
-from callbot.storage.call_store import CallOutcome
 from telephony import twiml
 from telephony.twilio_signature import is_valid_signature
 
@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/twilio", tags=["twilio"])
 
 MAX_FORM_FIELDS = 100
+TWIML_TARGETS = frozenset({"number", "sip", "queue"})
+"""Targets TwiML can reach (``dialplan`` and ``endpoint`` targets are Asterisk's)."""
 
 
 def public_url(request: HTTPConnection, resources: Resources) -> str:
@@ -71,10 +73,10 @@ def transfer_twiml(
     """The TwiML that carries out a transfer outcome (None when it names no usable target)."""
     routing = resources.folder.routing
     queue = routing.queues.get(outcome.queue or "")
-    target = parse_target(outcome.target or "")
+    target = outcome.target
     if target is None or target.type == "webhook":
         target = queue.target if queue is not None and queue.target.type != "webhook" else None
-    if target is None:
+    if target is None or target.type not in TWIML_TARGETS:
         return None
     base = base_url(request, resources)
     whisper = f"{base}/twilio/whisper/{call_id}" if queue is not None and queue.whisper else None
@@ -182,9 +184,14 @@ async def action(call_id: str, request: Request) -> Response:
         return xml_response(document)
     if outcome.outcome == "transfer":
         document = transfer_twiml(resources, request, call_id, outcome)
-        if document is not None:
-            return xml_response(document)
-        log.error("[call %s] transfer to %s has no usable target", call_id, outcome.queue)
+        if document is None:
+            # a target TwiML cannot reach (dialplan and endpoint targets are Asterisk's): the caller leaves a message
+            log.error("[call %s] queue %s has no target Twilio can reach; taking a message", call_id, outcome.queue)
+            caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
+            document = mailbox_twiml(
+                resources, request, call_id, "no_agent", caller, called, announce=resources.tts is None
+            )
+        return xml_response(document)
     return xml_response(twiml.hangup())
 
 
@@ -204,4 +211,6 @@ async def _outcome_of(resources: Resources, call_id: str) -> CallOutcome | None:
         return None
     if row is None or row.outcome is None:
         return None
-    return CallOutcome(row.outcome, row.outcome_reason, row.transfer_queue, row.transfer_target, row.transfer_skill)
+    return CallOutcome(
+        row.outcome, row.outcome_reason, row.transfer_queue, target_from_json(row.transfer), row.transfer_skill
+    )

@@ -18,9 +18,9 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from callbot.app import create_app
+from callbot.call.stream import MAX_PROTOCOL_ERRORS
 from callbot.errors import ConfigError
 from callbot.settings import Settings
-from telephony.twilio_media import MAX_PROTOCOL_ERRORS
 from tests.conftest import ROOT, TEST_PASSWORD, TTS_CACHE, open_bot
 
 START = {

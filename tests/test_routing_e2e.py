@@ -252,3 +252,28 @@ def test_two_instances_sharing_a_database_agree_on_agent_statuses(serve, postgre
     while not seen_by_second():
         assert time.monotonic() < deadline, "the second instance never saw the status"
         time.sleep(0.5)
+
+
+def test_a_transfer_presents_the_caller_id_the_queue_sets(serve, tmp_path):
+    """routing.yml's collections queue dials a number with caller_id: the <Dial> says callerId (it was lost when
+    the decision crossed to the action callback as text)."""
+    server = serve()
+    report = place_call(server, silence_wav(tmp_path / "caller.wav", 0), "--dtmf", "4", *FAST)
+    collections = load_bot_folder(open_bot("fr")).routing.queues["collections"].target
+    assert (collections.type, collections.caller_id) == ("number", "+33100000000")
+    assert report["transfer_target"] == f"number:{collections.value}"
+    assert (
+        f'<Dial callerId="{collections.caller_id}" action="{server.url}/twilio/transfer/{report["call_id"]}">'
+        in (report["twiml"])
+    )
+    stored = server.api.get(f"/api/calls/{report['call_id']}").json()
+    assert stored["transfer"] == {"type": "number", "value": collections.value, "caller_id": collections.caller_id}
+
+
+def test_a_twilio_call_routed_to_an_asterisk_only_target_leaves_a_message(serve, tmp_path):
+    bot = bot_copy(tmp_path / "fr", lambda r: r["queues"]["advisors"].update(target={"dialplan": "callbot,advisors"}))
+    server = serve(CALLBOT_BOT_DIR=str(bot))
+    report = place_call(server, silence_wav(tmp_path / "caller.wav", 0), "--dtmf", "0", *FAST)
+    assert report["outcome"] == "transfer"
+    assert '<Parameter name="mode" value="mailbox"/>' in report["twiml"], "not a hang-up: a stream that takes a message"
+    assert "has no target Twilio can reach" in server.logs()

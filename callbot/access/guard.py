@@ -21,7 +21,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 EVERYONE: tuple[Role, ...] = ("admin", "ops", "trainee")
 OPS: tuple[Role, ...] = ("admin", "ops")
-ADMIN: tuple[Role, ...] = ("admin",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,4 +92,3 @@ async def check_csrf(request: Request, session: LoginSession) -> None:
 AnyStaff = Annotated[User, Depends(Require(EVERYONE))]
 """A logged-in user of any role (trainees included)."""
 OpsUser = Annotated[User, Depends(Require(OPS))]
-AdminUser = Annotated[User, Depends(Require(ADMIN))]

@@ -142,7 +142,7 @@ class UserStore:
             if row is None or not row.active:
                 _verify(_DUMMY_HASH, password)
                 return "unknown or wrong password"
-            if row.locked_until is not None and _aware(row.locked_until) > now:
+            if row.locked_until is not None and row.locked_until > now:
                 return "locked"
             if not _verify(row.password_hash, password):
                 row.failed_logins += 1
@@ -172,12 +172,12 @@ class UserStore:
 
         def load(s: Session) -> LoginSession | None:
             row = s.get(SessionRow, token_hash(token))
-            if row is None or _aware(row.expires_at) <= now:
+            if row is None or row.expires_at <= now:
                 return None
             user = s.get(UserRow, row.user_id)
             if user is None or not user.active:
                 return None
-            return LoginSession(token, row.csrf_token, _user(user), _aware(row.expires_at))
+            return LoginSession(token, row.csrf_token, _user(user), row.expires_at)
 
         return self._run(load)
 
@@ -231,11 +231,6 @@ def _verify(password_hash: str, password: str) -> bool:
         return _HASHER.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
-
-
-def _aware(moment: datetime) -> datetime:
-    # SQLite gives naive datetimes back; every time we store is UTC
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _user(row: UserRow) -> User:

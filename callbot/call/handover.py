@@ -7,8 +7,9 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from callbot.call.outcome import CallOutcome
 from callbot.resources import Resources
-from callbot.storage.call_store import CallOutcome, TurnRecord
+from callbot.storage.call_store import TurnRecord
 from routing.decision import Overflow, Transfer
 from routing.engine import NoPlacement, Placement
 from routing.handoff import HandoffError, hand_off
@@ -16,30 +17,21 @@ from routing.routing_config import TransferTarget
 
 
 def transfer_outcome(decision: Transfer, resources: Resources, call_id: str) -> CallOutcome:
-    """The outcome of a transfer to a queue with a number, SIP or Twilio-queue target; the call counts as
-    waiting in that queue until the provider reports what became of it."""
+    """The outcome of a transfer to a queue with a number, SIP or Twilio-queue target."""
     target = resources.folder.routing.queues[decision.queue].target
-    resources.live.enqueue(call_id, decision.queue, decision.priority)
-    return CallOutcome(
-        "transfer",
-        reason=str(decision.why.get("rule")),
-        queue=decision.queue,
-        target=describe_target(target),
-        skill=decision.skill,
-    )
+    return _placed(resources, call_id, decision.queue, decision.skill, decision.priority, target, _rule(decision))
 
 
-def describe_target(target: TransferTarget) -> str:
-    return f"{target.type}:{target.value}"
+def _placed(
+    resources: Resources, call_id: str, queue: str, skill: str, priority: int, target: TransferTarget, reason: str
+) -> CallOutcome:
+    """The call goes to ``queue``, where it counts as waiting until the provider reports what became of it."""
+    resources.live.enqueue(call_id, queue, priority)
+    return CallOutcome("transfer", reason=reason, queue=queue, target=target, skill=skill)
 
 
-def parse_target(text: str) -> TransferTarget | None:
-    """``"sip:sip:x@pbx"`` -> the target it describes (None if it is not one)."""
-    kind, _, value = text.partition(":")
-    try:
-        return TransferTarget(type=kind, value=value)  # type: ignore[arg-type]
-    except ValueError:
-        return None
+def _rule(decision: Transfer) -> str:
+    return str(decision.why.get("rule"))
 
 
 def failover_outcome(resources: Resources, call_id: str, why: str) -> CallOutcome:
@@ -52,8 +44,7 @@ def failover_outcome(resources: Resources, call_id: str, why: str) -> CallOutcom
     target = resources.folder.routing.queues[placed.queue].target
     if target.type == "webhook":  # no time for a hand-off round trip: the mailbox keeps the caller
         return CallOutcome("overflow", reason="no_agent")
-    resources.live.enqueue(call_id, placed.queue, placed.priority)
-    return CallOutcome("transfer", reason=why, queue=placed.queue, target=describe_target(target), skill=placed.skill)
+    return _placed(resources, call_id, placed.queue, placed.skill, placed.priority, target, why)
 
 
 async def webhook_transfer(
@@ -76,13 +67,8 @@ async def webhook_transfer(
         why = {**decision.why, "rule": "handoff_failed", "error": str(exc)}
         return Overflow("no_agent", resources.bot.overflow_prompt("no_agent"), why)
     log.info("hand-off to queue %s accepted after %d attempt(s): %s", decision.queue, result.attempts, result.connect)
-    resources.live.enqueue(call_id, decision.queue, decision.priority)
-    return CallOutcome(
-        "transfer",
-        reason=str(decision.why.get("rule")),
-        queue=decision.queue,
-        target=describe_target(result.connect),
-        skill=decision.skill,
+    return _placed(
+        resources, call_id, decision.queue, decision.skill, decision.priority, result.connect, _rule(decision)
     )
 
 

@@ -18,8 +18,34 @@ class _Mark:
 class LineSink(Protocol):
     """What a telephony adapter offers the player: line-format audio frames, marks and clear."""
 
-    frame_bytes: int
-    frame_seconds: float
+    @property
+    def frame_bytes(self) -> int: ...
+    @property
+    def frame_seconds(self) -> float: ...
+    @property
+    def echoes_marks(self) -> bool:
+        """False: the peer never reports marks, the player resolves them when its clock says they have played."""
+        ...
+
+    @property
+    def keepalive(self) -> bool:
+        """Whether to send silence whenever the peer's buffer runs dry (a line that must never go quiet)."""
+        ...
+
+    @property
+    def silence(self) -> bytes:
+        """One frame of silence in the line's format."""
+        ...
+
+    @property
+    def frames_per_message(self) -> int:
+        """How many consecutive frames may travel in one message (fewer messages: less work per second)."""
+        ...
+
+    @property
+    def lead_s(self) -> float:
+        """How much audio may be with the peer ahead of real time (a peer without a playout buffer: a frame)."""
+        ...
 
     def to_line(self, pcm: bytes, sample_rate: int) -> bytes:
         """Bot audio (16-bit PCM at any rate) in the line's format and rate."""
@@ -31,14 +57,14 @@ class LineSink(Protocol):
 
 
 class Player:
-    """Sends queued line audio at real-time pace, keeping ``lead_s`` of audio ahead in the peer's buffer.
+    """Sends queued line audio at real-time pace, keeping the sink's ``lead_s`` of audio ahead in the peer's buffer.
 
     Pacing keeps barge-in quick: at most ``lead_s`` of audio is already with the peer when we ``clear``.
     """
 
-    def __init__(self, sink: LineSink, lead_s: float = 0.2) -> None:
+    def __init__(self, sink: LineSink) -> None:
         self.sink = sink
-        self.lead_s = lead_s
+        self.lead_s = sink.lead_s
         self._frames: deque[bytes | _Mark] = deque()
         self._marks_pending: list[str] = []
         self._wakeup = asyncio.Event()
@@ -64,7 +90,9 @@ class Player:
     def enqueue(self, line_audio: bytes) -> None:
         size = self.sink.frame_bytes
         for start in range(0, len(line_audio), size):
-            self._frames.append(line_audio[start : start + size])
+            frame = line_audio[start : start + size]
+            # whole frames only: a peer may drop a partial one (chan_websocket does)
+            self._frames.append(frame if len(frame) == size else frame + self.sink.silence[len(frame) :])
         self._idle.clear()
         self._wakeup.set()
 
@@ -112,15 +140,24 @@ class Player:
         clock_start = 0.0
         sent_s = 0.0
         while True:
-            if not self._frames:
-                self._wakeup.clear()
-                self._update_idle()
-                await self._wakeup.wait()
-                continue
             now = time.monotonic()
             if now - clock_start > sent_s:  # the peer's buffer ran dry: restart the clock
                 clock_start, sent_s = now, 0.0
             ahead = sent_s - (now - clock_start)
+            if not self._frames:
+                self._update_idle()
+                if not sink.keepalive:
+                    self._wakeup.clear()
+                    await self._wakeup.wait()
+                elif ahead > 0:
+                    # keep the line alive: wait for audio, or for the silence sent so far to have played
+                    self._wakeup.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), ahead)
+                else:
+                    await sink.send_audio(sink.silence)
+                    sent_s += sink.frame_seconds
+                continue
             if ahead > self.lead_s:
                 # sleep until half the lead has played, then refill it in one burst: five times fewer
                 # wake-ups than one per frame, and still at most lead_s of audio with the peer
@@ -129,10 +166,16 @@ class Player:
             item = self._frames.popleft()
             if isinstance(item, _Mark):
                 self._marks_pending.append(item.name)
-                await sink.send_mark(item.name)
+                if sink.echoes_marks:
+                    await sink.send_mark(item.name)
+                else:  # played once the audio sent before it has played out
+                    asyncio.get_running_loop().call_later(max(ahead, 0.0), self.mark_played, item.name)
                 continue
-            await sink.send_audio(item)
-            sent_s += sink.frame_seconds
+            burst = [item]
+            while len(burst) < sink.frames_per_message and self._frames and not isinstance(self._frames[0], _Mark):
+                burst.append(self._frames.popleft())  # type: ignore[arg-type]
+            await sink.send_audio(b"".join(burst))
+            sent_s += sink.frame_seconds * len(burst)
             while self.on_first_frame:
                 future = self.on_first_frame.pop()
                 if not future.done():

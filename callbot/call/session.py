@@ -65,6 +65,11 @@ class CallSession:
         self.state = CallState()
         self.outcome: CallOutcome | None = None
         self.ended = asyncio.Event()
+        """The bot has decided how the call ends (the stream is about to be handed back)."""
+        self.closed = asyncio.Event()
+        """Every stage has stopped and the outcome is stored."""
+        self.line_dropped = False
+        """Whether the call ended because the line went (the caller hung up, or the media was lost), not the bot."""
         self.first_audio_ms: float | None = None
         self.degraded: list[str] = []
         self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
@@ -82,6 +87,9 @@ class CallSession:
         self._wall_start = datetime.now(UTC)
         self._mailbox_reason: str | None = None
         """Set when the provider opened this stream only to take a message (a transfer that failed...)."""
+        self.transport: str | None = None
+        self.line: str | None = None
+        """The line's codec and rate (``ulaw/8000``...), recorded with the call."""
 
     # --- fed by the telephony adapter ------------------------------------------------------------------
 
@@ -105,7 +113,7 @@ class CallSession:
         else:
             self.degraded.append("asr")
         try:
-            await self.res.store.mark_started(self.call_id, self.degraded)
+            await self.res.store.mark_started(self.call_id, self.degraded, self.transport, self.line)
         except StorageError as exc:
             self.log.warning("could not mark the call started: %s", exc)
         self.log.info("stream %s started (degraded: %s)", stream.stream_id, self.degraded or "no")
@@ -160,6 +168,7 @@ class CallSession:
         self.res.metrics.calls.labels(outcome.outcome).inc()
         if self.counted:
             await self._count(outcome)
+        self.closed.set()
         return outcome
 
     async def _count(self, outcome: CallOutcome) -> None:
@@ -193,6 +202,7 @@ class CallSession:
             self.res.metrics.stage_failures.labels("dialogue").inc()
             self.outcome = failover_outcome(self.res, self.call_id, "dialogue_error")
         finally:
+            self.line_dropped = self._hung_up.is_set()
             self.ended.set()
 
     async def _greet(self) -> None:
@@ -348,7 +358,6 @@ class CallSession:
         finally:
             self._message = None
             await finish_message(self.res, taker, self.log)
-        self.outcome = CallOutcome("overflow", reason=reason)
         details = {"item_id": taker.recording.meta.item_id, "duration_s": round(taker.recording.duration_s, 2)}
         self.turns.add(TurnRecord("caller", "", action="message", decision={**details, "ended_by": ended_by}))
         if not self._hung_up.is_set():

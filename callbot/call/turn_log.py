@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from callbot.errors import StorageError
 from callbot.storage.call_store import CallStore, TurnRecord
@@ -58,3 +59,22 @@ class TurnLog:
                 return False
             del self._pending[: len(batch)]
             return True
+
+
+class _Turn(Protocol):
+    @property
+    def speaker(self) -> str: ...
+    @property
+    def intent(self) -> str | None: ...
+    @property
+    def decision(self) -> dict[str, Any]: ...
+
+
+def last_intent(turns: Sequence[_Turn]) -> str:
+    """The last request the bot understood: what the NLU heard, or the intent of a keypad option."""
+    for turn in reversed(turns):
+        if turn.speaker == "caller" and turn.intent:
+            return turn.intent
+        if turn.speaker == "bot" and isinstance((turn.decision or {}).get("intent"), str):
+            return str(turn.decision["intent"])
+    return ""

@@ -19,9 +19,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 """Allowed status changes. ``closed`` can be reopened (in progress); ``new`` is only left, or returned to by
 unassigning."""
 
-Transcription = Literal["pending_transcription", "transcribing", "transcribed", "transcription_failed"]
-SORTS = {"newest": "created_at desc", "oldest": "created_at asc", "longest": "duration_s desc", "status": "status"}
-
 
 class TransitionError(ValueError):
     """A status change that the workflow does not allow."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import smtplib
 import ssl
 from dataclasses import dataclass
-from datetime import datetime
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from pathlib import Path
@@ -71,7 +70,7 @@ def compose(
 ) -> EmailMessage:
     text = _TEXT.get(item.language, _TEXT["en"])
     caller = item.caller_number or text["unknown"]
-    local = _aware(item.created_at).astimezone(ZoneInfo(timezone))
+    local = item.created_at.astimezone(ZoneInfo(timezone))
     message = EmailMessage()
     message["Subject"] = text["subject"].format(reason=item.overflow_reason, caller=caller)
     message["From"] = smtp.sender
@@ -121,9 +120,3 @@ def send(message: EmailMessage, smtp: Smtp) -> None:
             client.send_message(message)
     except (smtplib.SMTPException, OSError) as exc:
         raise NotificationError(f"SMTP {smtp.host}:{smtp.port}: {exc.__class__.__name__}: {exc}") from exc
-
-
-def _aware(moment: datetime) -> datetime:
-    from datetime import UTC
-
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

@@ -61,7 +61,7 @@ def recover_messages(store: MailboxStore, recordings: Path, *, min_age_s: float 
         if now - wav.stat().st_mtime < min_age_s:
             continue
         duration = repair(wav)
-        relative = wav.relative_to(recordings.resolve() if wav.is_absolute() else recordings).as_posix()
+        relative = wav.resolve().relative_to(recordings.resolve()).as_posix()
         try:
             if store.recover(meta, relative, duration):
                 recovered.append(item_id)

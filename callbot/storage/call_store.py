@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from callbot.call.outcome import CallOutcome, target_to_json
 from callbot.errors import StorageError
 from callbot.storage.database import in_transaction
 from callbot.storage.tables import AgentStatusRow, CallRow, TurnRow
@@ -31,13 +32,7 @@ class TurnRecord:
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-@dataclass(frozen=True, slots=True)
-class CallOutcome:
-    outcome: str  # "answered", "transfer", "overflow" or "hangup"
-    reason: str | None = None
-    queue: str | None = None
-    target: str | None = None
-    skill: str | None = None
+__all__ = ["CallOutcome", "CallStore", "TurnRecord"]
 
 
 class CallStore:
@@ -73,12 +68,16 @@ class CallStore:
     async def call_exists(self, call_id: str) -> bool:
         return await self._run(lambda s: s.get(CallRow, call_id) is not None)
 
-    async def mark_started(self, call_id: str, degraded: list[str]) -> None:
+    async def mark_started(
+        self, call_id: str, degraded: list[str], transport: str | None = None, line_codec: str | None = None
+    ) -> None:
         def update(s: Session) -> None:
             row = _get(s, call_id)
             row.status = "in_progress"
             row.stream_started_at = datetime.now(UTC)
             row.degraded = degraded
+            row.transport = transport or row.transport
+            row.line_codec = line_codec or row.line_codec
 
         await self._run(update)
 
@@ -116,7 +115,8 @@ class CallStore:
             row.outcome = outcome.outcome
             row.outcome_reason = outcome.reason
             row.transfer_queue = outcome.queue
-            row.transfer_target = outcome.target
+            row.transfer_target = outcome.target_text
+            row.transfer = target_to_json(outcome.target)
             row.transfer_skill = outcome.skill
             row.ended_at = datetime.now(UTC)
             if first_audio_ms is not None:
@@ -155,9 +155,11 @@ class CallStore:
 
         return await self._run(load)
 
-    async def list_calls(self, limit: int = 50, offset: int = 0) -> list[CallRow]:
+    async def list_calls(self, limit: int = 50, offset: int = 0, provider_call_id: str | None = None) -> list[CallRow]:
         def load(s: Session) -> list[CallRow]:
             query = select(CallRow).order_by(CallRow.created_at.desc()).limit(limit).offset(offset)
+            if provider_call_id is not None:
+                query = query.where(CallRow.provider_call_id == provider_call_id)
             return list(s.scalars(query))
 
         return await self._run(load)

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment stored in UTC and always read back with its zone: SQLite keeps no zone, and comparing or
+    formatting a naive time next to an aware one is a bug waiting to happen."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.astimezone(UTC) if value is not None and value.tzinfo is not None else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 class Base(DeclarativeBase):
@@ -28,12 +43,17 @@ class CallRow(Base):
     outcome_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_target: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    transfer: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    """The transfer's whole target (type, value, caller id), as the telephony carries it out."""
+    transport: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    line_codec: Mapped[str | None] = mapped_column(String(24), nullable=True)
+    """The line's audio as negotiated or configured: ``ulaw/8000``, ``alaw/8000``, ``slin/16000``..."""
     transfer_skill: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_result: Mapped[str | None] = mapped_column(String(32), nullable=True)
     transfer_wait_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
-    stream_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
+    stream_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     first_audio_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     degraded: Mapped[list[str]] = mapped_column(JSON, default=list)
 
@@ -56,7 +76,7 @@ class TurnRow(Base):
     action: Mapped[str | None] = mapped_column(String(32), nullable=True)
     decision: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
     call: Mapped[CallRow] = relationship(back_populates="turns")
 
@@ -68,7 +88,7 @@ class AgentStatusRow(Base):
 
     agent_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     status: Mapped[str] = mapped_column(String(16))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
     updated_by: Mapped[str] = mapped_column(String(64))
 
 
@@ -81,9 +101,9 @@ class UserRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str] = mapped_column(String(256))
     language: Mapped[str] = mapped_column(String(8), default="fr")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
@@ -95,8 +115,8 @@ class SessionRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
 
 class ApiTokenRow(Base):
@@ -107,8 +127,8 @@ class ApiTokenRow(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class MailboxItemRow(Base):
@@ -122,7 +142,7 @@ class MailboxItemRow(Base):
     caller_number: Mapped[str] = mapped_column(String(64), default="", index=True)
     called_number: Mapped[str] = mapped_column(String(64), default="")
     language: Mapped[str] = mapped_column(String(8), default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     overflow_reason: Mapped[str] = mapped_column(String(32), index=True)
     duration_s: Mapped[float] = mapped_column(Float, default=0.0)
     audio_path: Mapped[str | None] = mapped_column(String(256), nullable=True)
@@ -132,8 +152,8 @@ class MailboxItemRow(Base):
     transcription: Mapped[str] = mapped_column(String(24), index=True)
     transcription_attempts: Mapped[int] = mapped_column(Integer, default=0)
     transcription_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    transcription_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    transcription_lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    transcription_next_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    transcription_lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     transcript: Mapped[str | None] = mapped_column(Text, nullable=True)
     words: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
     transcript_raw: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -146,9 +166,9 @@ class MailboxItemRow(Base):
     entities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     notify_state: Mapped[str] = mapped_column(String(16), default="off")  # off, pending, sent, failed
     notify_attempts: Mapped[int] = mapped_column(Integer, default=0)
-    notify_next_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    notify_next_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     notify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     events: Mapped[list[MailboxEventRow]] = relationship(
         back_populates="item", order_by="MailboxEventRow.id", cascade="all, delete-orphan"
@@ -162,7 +182,7 @@ class MailboxEventRow(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     item_id: Mapped[str] = mapped_column(ForeignKey("mailbox_items.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
     actor: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -181,10 +201,10 @@ class CorrectionRow(Base):
     text: Mapped[str] = mapped_column(Text)
     intent: Mapped[str] = mapped_column(String(64))
     proposed_by: Mapped[str] = mapped_column(String(64), index=True)
-    proposed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    proposed_at: Mapped[datetime] = mapped_column(UtcDateTime())
     status: Mapped[str] = mapped_column(String(16), index=True)  # pending, accepted, rejected
     reviewed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class ConfigVersionRow(Base):
@@ -195,7 +215,7 @@ class ConfigVersionRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     bot: Mapped[str] = mapped_column(String(64), index=True)
     file: Mapped[str] = mapped_column(String(32))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     author: Mapped[str] = mapped_column(String(64))
     summary: Mapped[str] = mapped_column(String(256), default="")
     before: Mapped[str] = mapped_column(Text)
@@ -207,6 +227,6 @@ class StatsHourRow(Base):
 
     __tablename__ = "stats_hourly"
 
-    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(UtcDateTime(), primary_key=True)
     key: Mapped[str] = mapped_column(String(96), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)

@@ -43,7 +43,7 @@ async def calls(request: Request, principal: OpsPage, page_number: int = Query(1
     resources: Resources = request.app.state.resources
     rows = await resources.store.list_calls(50, (page_number - 1) * 50)
     zone = ZoneInfo(resources.folder.timezone)
-    return page(request, "calls.html", principal, calls=rows, zone=zone, page_number=page_number, utc=UTC)
+    return page(request, "calls.html", principal, calls=rows, zone=zone, page_number=page_number)
 
 
 @router.get("/calls/{call_id}")
@@ -57,4 +57,4 @@ async def call(request: Request, principal: OpsPage, call_id: str) -> Response:
         for turn in row.turns
     ]
     zone = ZoneInfo(resources.folder.timezone)
-    return page(request, "call.html", principal, call=row, turns=turns, zone=zone, utc=UTC)
+    return page(request, "call.html", principal, call=row, turns=turns, zone=zone)

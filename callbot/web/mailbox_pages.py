@@ -3,25 +3,21 @@ the trainee's progress."""
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import Response
 
-from callbot.errors import StorageError
 from callbot.folder_edits import FolderEditor
 from callbot.mailbox.items import STATUSES, TRANSITIONS, ItemFilter, TransitionError
-from callbot.mailbox.store import ItemNotFound, MailboxStore
-from callbot.mailbox_api import _ITEM_ID
+from callbot.mailbox_api import blocking, load_item, suggested_answer
 from callbot.resources import Resources
 from callbot.storage.tables import MailboxItemRow
 from callbot.web.render import StaffPage, page, redirect
-from routing.actions import AnswerAction
 
 router = APIRouter(include_in_schema=False)
 PER_PAGE = 50
@@ -32,13 +28,6 @@ LOW_CONFIDENCE = 0.6
 def _resources(request: Request) -> Resources:
     resources: Resources = request.app.state.resources
     return resources
-
-
-async def _blocking(function: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return await asyncio.to_thread(function, *args, **kwargs)
-    except StorageError as exc:
-        raise HTTPException(status_code=503, detail=f"database unavailable: {exc}") from exc
 
 
 @router.get("/mailbox")
@@ -63,7 +52,7 @@ async def mailbox(
         text=q.strip()[:200] or None,
     )
     number = page_number
-    found = await _blocking(resources.mailbox.page, where, "newest", number, PER_PAGE)
+    found = await blocking(resources.mailbox.page, where, "newest", number, PER_PAGE)
     params = {"status": status, "reason": reason, "q": q, "mine": "1" if mine else ""}
     params |= {"since": since.isoformat() if since else "", "until": until.isoformat() if until else ""}
     base = {k: v for k, v in params.items() if v}
@@ -86,10 +75,7 @@ async def mailbox(
 @router.get("/mailbox/{item_id}")
 async def message(request: Request, principal: StaffPage, item_id: str, error: str = "") -> Response:
     resources = _resources(request)
-    row = await _item(resources.mailbox, item_id)
-    reason = row.corrected_reason or row.detected_reason
-    action = resources.bot.intents.get(reason or "")
-    suggested = resources.bot.pick_response(action.response, {}) if isinstance(action, AnswerAction) else None
+    row = await load_item(resources.mailbox, item_id)
     allowed = sorted(TRANSITIONS.get(row.status, frozenset()))
     return page(
         request,
@@ -101,7 +87,7 @@ async def message(request: Request, principal: StaffPage, item_id: str, error: s
         transcription=row.transcription,
         entities=row.entities or {},
         masked=row.masked or [],
-        suggested=suggested,
+        suggested=suggested_answer(resources.bot, row),
         allowed=allowed,
         intents=sorted(resources.bot.intents),
         notes=[e for e in row.events if e.action == "note"],
@@ -122,7 +108,7 @@ async def work(
 ) -> Response:
     """One form for every change of a message: take, release, status, note, reason."""
     resources = _resources(request)
-    row = await _item(resources.mailbox, item_id)
+    row = await load_item(resources.mailbox, item_id)
     me = principal.user.username
     changes: dict[str, Any] = {}
     if action == "take":
@@ -138,12 +124,12 @@ async def work(
     else:
         return redirect(f"/mailbox/{item_id}?" + urlencode({"error": "nothing to change"}))
     try:
-        await _blocking(resources.mailbox.change, item_id, me, **changes)
+        await blocking(resources.mailbox.change, item_id, me, **changes)
     except TransitionError as exc:
         return redirect(f"/mailbox/{item_id}?" + urlencode({"error": str(exc)}))
     if action == "reason" and row.transcript:
         editor: FolderEditor = request.app.state.editor
-        await _blocking(editor.propose, item_id, row.transcript, value, me)
+        await blocking(editor.propose, item_id, row.transcript, value, me)
     return redirect(f"/mailbox/{item_id}")
 
 
@@ -151,9 +137,9 @@ async def work(
 async def progress(request: Request, principal: StaffPage) -> Response:
     resources = _resources(request)
     me = principal.user.username
-    handled: dict[str, int] = await _blocking(resources.mailbox.handled_reasons, me)
+    handled: dict[str, int] = await blocking(resources.mailbox.handled_reasons, me)
     editor: FolderEditor = request.app.state.editor
-    corrections = await _blocking(editor.correction_counts, me)
+    corrections = await blocking(editor.correction_counts, me)
     return page(
         request,
         "progress.html",
@@ -166,20 +152,9 @@ async def progress(request: Request, principal: StaffPage) -> Response:
     )
 
 
-async def _item(store: MailboxStore, item_id: str) -> MailboxItemRow:
-    if not _ITEM_ID.match(item_id):
-        raise HTTPException(status_code=404, detail="no such message")
-    try:
-        row: MailboxItemRow = await _blocking(store.get, item_id)
-    except ItemNotFound as exc:
-        raise HTTPException(status_code=404, detail="no such message") from exc
-    return row
-
-
 def _local(moment: datetime, timezone: str, pattern: str = "%d/%m %H:%M") -> str:
-    """A stored time (UTC; SQLite gives it back without its zone) on the centre's clock."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return aware.astimezone(ZoneInfo(timezone)).strftime(pattern)
+    """A stored time on the centre's clock."""
+    return moment.astimezone(ZoneInfo(timezone)).strftime(pattern)
 
 
 def _row(row: MailboxItemRow, timezone: str) -> dict[str, Any]:

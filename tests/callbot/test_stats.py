@@ -13,6 +13,7 @@ import pytest
 from callbot.stats import compute, counters, rebuild_in, record
 from callbot.storage.call_store import CallOutcome, CallStore, TurnRecord
 from callbot.storage.database import make_engine, migrate
+from routing.routing_config import TransferTarget
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -36,7 +37,7 @@ CALLS = [
     ),
     (
         "twilio",
-        CallOutcome("transfer", "intent:fraud", "fraud", "sip:x", "fraud"),
+        CallOutcome("transfer", "intent:fraud", "fraud", TransferTarget(sip="sip:fraud@pbx"), "fraud"),
         [
             ("caller", "euh", None, None, None),
             ("bot", "pardon", "reprompt", None, 450.0),

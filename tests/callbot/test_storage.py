@@ -15,6 +15,7 @@ from callbot.call.turn_log import TurnLog
 from callbot.errors import StorageError
 from callbot.storage.call_store import CallOutcome, CallStore, TurnRecord
 from callbot.storage.database import make_engine, migrate
+from routing.routing_config import TransferTarget
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -53,7 +54,11 @@ async def test_a_call_with_its_turns_and_outcome(store):
             TurnRecord("bot", "Faites opposition", action="answer", decision={"rule": "intent:lost_stolen_card"}),
         ],
     )
-    await store.finish_call("c1", CallOutcome("transfer", "menu:0", "advisors", "number:+33100000001"), 8.5)
+    await store.finish_call(
+        "c1",
+        CallOutcome("transfer", "menu:0", "advisors", TransferTarget(number="+33100000001", caller_id="+33100000000")),
+        8.5,
+    )
     call = await store.get_call("c1")
     assert call is not None
     assert (call.status, call.outcome, call.transfer_target, call.first_audio_ms) == (
@@ -62,6 +67,8 @@ async def test_a_call_with_its_turns_and_outcome(store):
         "number:+33100000001",
         8.5,
     )
+    # the whole target is kept, caller id included, for whoever carries the transfer out later
+    assert call.transfer == {"type": "number", "value": "+33100000001", "caller_id": "+33100000000"}
     assert call.degraded == ["asr"]
     assert [(t.seq, t.speaker, t.intent) for t in call.turns] == [
         (1, "bot", None),

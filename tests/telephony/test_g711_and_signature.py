@@ -122,3 +122,14 @@ def test_documented_example_signature() -> None:
 )
 def test_is_valid_signature(token: str, url: str, params: dict[str, str], signature: str | None, valid: bool) -> None:
     assert is_valid_signature(token, url, params, signature) is valid
+
+
+def test_a_law_follows_g711() -> None:
+    """A-law (PCMA, Europe's default): the reference values of ITU-T G.711, and every code round-trips."""
+    from telephony.g711 import alaw_to_pcm16, pcm16_to_alaw
+
+    decoded = np.frombuffer(alaw_to_pcm16(bytes([0xD5, 0x55, 0xAA, 0x2A])), dtype="<i2").tolist()
+    assert decoded == [8, -8, 32256, -32256]  # the smallest steps either side of zero, and full scale
+    assert pcm16_to_alaw(np.array([0, -1, 32767, -32768], dtype="<i2").tobytes()) == bytes([0xD5, 0x55, 0xAA, 0x2A])
+    codes = bytes(range(256))
+    assert pcm16_to_alaw(alaw_to_pcm16(codes)) == codes

@@ -27,6 +27,13 @@ def started() -> TwilioCodec:
     return codec
 
 
+def decode_one(codec: TwilioCodec, text: str) -> Any:
+    """The frame one message carries (None for a message that carries nothing for the pipeline)."""
+    frames = codec.decode(text)
+    assert len(frames) <= 1
+    return frames[0] if frames else None
+
+
 def keys(value: Any) -> Any:
     """The key structure of a JSON value, recursively (values dropped)."""
     if isinstance(value, dict):
@@ -68,19 +75,19 @@ def with_changes(name: str, path: tuple[str, ...], value: Any) -> str:
 )
 def test_decode_documented_inbound_messages(name: str, expected: Any) -> None:
     codec = started()
-    assert codec.decode(json.dumps(MESSAGES[name])) == expected
+    assert decode_one(codec, json.dumps(MESSAGES[name])) == expected
 
 
 def test_start_sets_stream_sid_and_custom_parameters() -> None:
     codec = TwilioCodec()
-    frame = codec.decode(json.dumps(MESSAGES["start"]))
+    frame = decode_one(codec, json.dumps(MESSAGES["start"]))
     assert isinstance(frame, StreamStart)
     assert codec.stream_sid == frame.stream_id == STREAM_SID
     assert frame.custom == MESSAGES["start"]["start"]["customParameters"]
 
 
 def test_media_is_two_pcm_bytes_per_mulaw_byte() -> None:
-    frame = started().decode(json.dumps(MESSAGES["media"]))
+    frame = decode_one(started(), json.dumps(MESSAGES["media"]))
     assert isinstance(frame, AudioIn)
     assert len(frame.pcm) == 2 * len(base64.b64decode(MEDIA_PAYLOAD))
 
@@ -88,7 +95,7 @@ def test_media_is_two_pcm_bytes_per_mulaw_byte() -> None:
 @pytest.mark.parametrize(
     ("name", "encode"),
     [
-        ("out_media", lambda c: c.media(base64.b64decode(MESSAGES["out_media"]["media"]["payload"]))),
+        ("out_media", lambda c: c.audio(base64.b64decode(MESSAGES["out_media"]["media"]["payload"]))),
         ("out_mark", lambda c: c.mark("my label")),
         ("out_clear", lambda c: c.clear()),
     ],
@@ -104,7 +111,7 @@ def test_outbound_messages_match_documented_shape(name: str, encode: Any) -> Non
 @pytest.mark.parametrize("size", [0, 1, 160, 8000])
 def test_outbound_media_payload_round_trips(size: int) -> None:
     audio = bytes(np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8))
-    message = json.loads(started().media(audio))
+    message = json.loads(started().audio(audio))
     assert message["streamSid"] == STREAM_SID
     assert base64.b64decode(message["media"]["payload"], validate=True) == audio
 
@@ -149,7 +156,7 @@ def test_protocol_errors(text: str, after_start: bool) -> None:
 
 
 def test_payload_of_exactly_max_bytes_is_accepted() -> None:
-    frame = started().decode(_payload_message(MAX_PAYLOAD_BYTES))
+    frame = decode_one(started(), _payload_message(MAX_PAYLOAD_BYTES))
     assert isinstance(frame, AudioIn)
     assert len(frame.pcm) == 2 * MAX_PAYLOAD_BYTES
 
