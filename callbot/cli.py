@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    # what callbot writes (the database, recordings, transcripts, logs, tokens) is for its own user only
+    os.umask(0o077)
     try:
         code: int = args.run(args)
     except CallbotError as exc:

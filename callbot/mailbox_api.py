@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
@@ -21,6 +22,7 @@ from callbot.mailbox.items import STATUSES, ItemFilter, TransitionError
 from callbot.mailbox.service import resolve_audio
 from callbot.mailbox.store import ItemNotFound, MailboxStore
 from callbot.resources import Resources
+from callbot.storage.database import MAX_PAGE
 from callbot.storage.tables import MailboxItemRow
 from routing.actions import AnswerAction
 from routing.bot_config import BotConfig
@@ -95,6 +97,12 @@ def _store(request: Request) -> MailboxStore:
     return resources.mailbox
 
 
+def invalid(location: tuple[str, ...], message: str, value: object) -> RequestValidationError:
+    """A 422 whose body has the shape the OpenAPI document declares for validation errors (a list under
+    ``detail``), for checks the parameter types cannot express."""
+    return RequestValidationError([{"type": "value_error", "loc": location, "msg": message, "input": value}])
+
+
 def _filter(
     user: User,
     status: str | None,
@@ -107,7 +115,7 @@ def _filter(
     transcription: str | None,
 ) -> ItemFilter:
     if status is not None and status not in STATUSES:
-        raise HTTPException(status_code=422, detail=f"status must be one of {', '.join(STATUSES)}")
+        raise invalid(("query", "status"), f"status must be one of {', '.join(STATUSES)}", status)
     return ItemFilter(
         status=status,
         reason=reason,
@@ -133,7 +141,7 @@ async def list_items(
     caller: str | None = None,
     transcription: str | None = None,
     sort: Literal["newest", "oldest", "longest"] = "newest",
-    page: int = Query(1, ge=1),
+    page: int = Query(1, ge=1, le=MAX_PAGE),
     per_page: int = Query(50, ge=1, le=200),
 ) -> ItemPage:
     where = _filter(user, status, reason, assignee, since, until, q, caller, transcription)
@@ -157,13 +165,15 @@ async def export_csv(
     since: date | None = None,
     until: date | None = None,
     q: str | None = Query(None, max_length=200),
+    delimiter: Literal[",", ";"] = Query(",", description="';' for spreadsheets set to French"),
 ) -> Response:
-    """Every message matching the filters, one per row (transcripts as stored: masked)."""
+    """Every message matching the filters, one per row (transcripts as stored: masked), UTF-8 with a byte-order
+    mark so that spreadsheets read accents right."""
     rows = await blocking(
         _store(request).all_matching, _filter(user, status, reason, assignee, since, until, q, None, None)
     )
     return Response(
-        content=items_csv(rows),
+        content="\ufeff" + items_csv(rows, delimiter),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="mailbox.csv"'},
     )
@@ -201,9 +211,10 @@ async def change_item(item_id: str, change: ItemChange, request: Request, user: 
         users: UserStore = request.app.state.users
         known = {u.username for u in await users.arun(users.list_users)}
         if assignee not in known:
-            raise HTTPException(status_code=422, detail=f"no user '{assignee[:64]}' to assign the message to")
+            raise invalid(("body", "assignee"), f"no user '{assignee[:64]}' to assign the message to", assignee)
     if change.corrected_reason is not None and change.corrected_reason not in resources.bot.intents:
-        raise HTTPException(status_code=422, detail=f"unknown intent '{change.corrected_reason[:64]}'")
+        reason = change.corrected_reason
+        raise invalid(("body", "corrected_reason"), f"unknown intent '{reason[:64]}'", reason)
     try:
         row = await blocking(
             resources.mailbox.change,
@@ -281,9 +292,9 @@ def _detail(row: MailboxItemRow, resources: Resources) -> ItemDetail:
     )
 
 
-def items_csv(rows: list[MailboxItemRow]) -> str:
+def items_csv(rows: list[MailboxItemRow], delimiter: str = ",") -> str:
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, delimiter=delimiter)
     writer.writerow(
         [
             "id",
@@ -305,14 +316,14 @@ def items_csv(rows: list[MailboxItemRow]) -> str:
             [
                 row.id,
                 _iso(row.created_at),
-                row.caller_number,
-                row.overflow_reason,
-                row.detected_reason or "",
+                _csv_safe(row.caller_number),
+                _csv_safe(row.overflow_reason),
+                _csv_safe(row.detected_reason or ""),
                 "" if row.reason_confidence is None else f"{row.reason_confidence:.3f}",
-                row.corrected_reason or "",
+                _csv_safe(row.corrected_reason or ""),
                 f"{row.duration_s:.1f}",
                 row.status,
-                row.assignee or "",
+                _csv_safe(row.assignee or ""),
                 row.transcription,
                 _csv_safe(row.transcript or ""),
             ]
@@ -320,9 +331,15 @@ def items_csv(rows: list[MailboxItemRow]) -> str:
     return out.getvalue()
 
 
+_PHONE_NUMBER = re.compile(r"\+?[0-9]{1,20}")
+
+
 def _csv_safe(text: str) -> str:
-    # a cell starting with = + - @ runs as a formula in spreadsheets: what callers said must stay text
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+    """A cell starting with = + - @ (or a tab, a carriage return) runs as a formula in spreadsheets: what callers
+    and their phones sent stays text. A plain phone number (``+33612345678``) cannot run and is left as it is."""
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _PHONE_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _iso(moment: datetime) -> str:

@@ -45,6 +45,26 @@ class Component:
     detail: str = ""
 
 
+class LineAudioCache:
+    """Fixed prompts in each line format they were played in (``ulaw/8000``, ``slin/16000``...), so that a prompt
+    is resampled and encoded once, not on every call. Bounded, least recently used first out."""
+
+    def __init__(self, limit: int = 512) -> None:
+        self._items: OrderedDict[tuple[str, str], tuple[bytes, ...]] = OrderedDict()
+        self._limit = limit
+
+    def get(self, key: tuple[str, str]) -> tuple[bytes, ...] | None:
+        audio = self._items.get(key)
+        if audio is not None:
+            self._items.move_to_end(key)
+        return audio
+
+    def __setitem__(self, key: tuple[str, str], audio: tuple[bytes, ...]) -> None:
+        self._items[key] = audio
+        while len(self._items) > self._limit:
+            self._items.popitem(last=False)
+
+
 class RecentOutcomes:
     """Decisions of recent calls, kept in memory so that the <Connect action> callback works even when the
     database is down. Bounded: a caller who hangs up never triggers the callback that would collect theirs."""
@@ -86,6 +106,7 @@ class Resources:
     sidecar: RasaSidecar | None = None
     health: dict[str, Component] = field(default_factory=dict)
     outcomes: RecentOutcomes = field(default_factory=RecentOutcomes)
+    line_audio: LineAudioCache = field(default_factory=LineAudioCache)
     active_calls: dict[str, CallSession] = field(default_factory=dict)
     """Calls whose media stream is open, by call id."""
     expected_streams: dict[str, dict[str, str]] = field(default_factory=dict)

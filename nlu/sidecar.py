@@ -15,6 +15,15 @@ from nlu.training import rasa_environment, rasa_executable
 
 log = logging.getLogger(__name__)
 
+_TOKEN_VARIABLE = "CALLBOT_RASA_SIDECAR_TOKEN"
+# Runs rasa's own entry point with the auth token appended from the environment.
+_LAUNCH_RASA = (
+    "import os, sys\n"
+    "from rasa.__main__ import main\n"
+    f"sys.argv = ['rasa', *sys.argv[1:], '--auth-token=' + os.environ.pop('{_TOKEN_VARIABLE}')]\n"
+    "sys.exit(main())\n"
+)
+
 
 class RasaSidecar:
     """Starts ``rasa run --enable-api`` with our model, waits for it to be ready, restarts it when it dies."""
@@ -27,7 +36,8 @@ class RasaSidecar:
         self.port = port
         self.log_path = log_path
         self.start_timeout_s = start_timeout_s
-        self.token = secrets.token_urlsafe(24)
+        # Hex never starts with "-", which rasa's argument parser would take for an option.
+        self.token = secrets.token_hex(24)
         self.state = "stopped"
         self.restarts = 0
         self._process: asyncio.subprocess.Process | None = None
@@ -42,8 +52,11 @@ class RasaSidecar:
     async def start(self) -> None:
         """Start and wait until Rasa answers with the model loaded."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        # The token travels in the environment, not in argv: argv is readable by every local user in `ps`.
         command = [
-            str(rasa_executable(self.rasa_venv)),
+            str(rasa_executable(self.rasa_venv).parent / "python"),
+            "-c",
+            _LAUNCH_RASA,
             "run",
             "--enable-api",
             "--quiet",
@@ -53,8 +66,6 @@ class RasaSidecar:
             "127.0.0.1",
             "--port",
             str(self.port),
-            "--auth-token",
-            self.token,
         ]
         self.state = "starting"
         with self.log_path.open("ab") as log_file:
@@ -62,7 +73,7 @@ class RasaSidecar:
                 *command,
                 stdout=log_file,
                 stderr=asyncio.subprocess.STDOUT,
-                env=rasa_environment(),
+                env={**rasa_environment(), _TOKEN_VARIABLE: self.token},
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
             )

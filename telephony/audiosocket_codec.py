@@ -64,6 +64,7 @@ class AudioSocketCodec:
         self._buffer = bytearray()
         self._resamplers: dict[int, StreamResampler] = {}
         self._lost_sync = False
+        self._skipped = 0
 
     def decode(self, message: WireMessage) -> Sequence[Decoded]:
         """Every complete message in the bytes received so far. An empty chunk is a tick of the clock: a call
@@ -87,8 +88,12 @@ class AudioSocketCodec:
                     break
                 if not confirmed:
                     del buffer[:1]
+                    self._skipped += 1
+                    if self._skipped % MAX_SKIPPED_BYTES == 0:  # garbage counts against the error budget too
+                        frames.append(Rejected(f"{self._skipped} bytes without a recognisable AudioSocket message"))
                     continue
                 self._lost_sync = False
+                self._skipped = 0
             elif not _plausible(kind, length):
                 framed = self._framed_from(HEADER_BYTES + length) if length <= MAX_SKIPPED_BYTES else False
                 if framed is None:
@@ -103,6 +108,18 @@ class AudioSocketCodec:
                     self._lost_sync = True
                     del buffer[:1]
                 continue
+            if kind == KIND_HANGUP:
+                # Asterisk never sends one (it closes the connection), and three zero bytes are also what a
+                # stream read out of step finds inside silence: a hang-up counts when a real message or the
+                # end of the connection follows it, not more zeros
+                after = self._plausible_at(HEADER_BYTES)
+                if after is None:
+                    break
+                if not after or buffer[HEADER_BYTES] == KIND_HANGUP:
+                    frames.append(Rejected("zero bytes where a message should start: resynchronising"))
+                    self._lost_sync = True
+                    del buffer[:1]
+                    continue
             if len(buffer) < HEADER_BYTES + length:
                 break  # the rest of the message is on its way
             payload = bytes(buffer[HEADER_BYTES : HEADER_BYTES + length])

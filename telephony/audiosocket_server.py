@@ -32,10 +32,15 @@ class TcpPipe:
         self._reader, self._writer = reader, writer
         self._opened = time.monotonic()
         self.received = 0
+        self.ticking = True
+        """Until the call starts, an idle read returns b"" every TICK_S: the codec hears the clock."""
 
     async def receive(self) -> WireMessage | None:
         try:
-            data = await asyncio.wait_for(self._reader.read(READ_BYTES), TICK_S)
+            if self.ticking:
+                data = await asyncio.wait_for(self._reader.read(READ_BYTES), TICK_S)
+            else:  # the call has started: no clock needed, and no timer for each 20 ms frame
+                data = await self._reader.read(READ_BYTES)
         except TimeoutError:
             if self.received < 19 and time.monotonic() - self._opened > UUID_TIMEOUT_S:
                 log.warning("AudioSocket connection closed: no UUID within %.0f s", UUID_TIMEOUT_S)
@@ -82,8 +87,15 @@ async def serve_audiosocket(resources: Resources) -> asyncio.Server:
     async def connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername")
         label = f"audiosocket {peer[0]}:{peer[1]}" if peer else "audiosocket"
+        pipe = TcpPipe(reader, writer)
+        identify = _identify(resources)
+
+        async def started(start: StreamStart) -> Identified:
+            pipe.ticking = False
+            return await identify(start)
+
         try:
-            await run_stream(TcpPipe(reader, writer), AudioSocketCodec(), resources, _identify(resources), label=label)
+            await run_stream(pipe, AudioSocketCodec(), resources, started, label=label)
         except Exception:
             log.exception("AudioSocket connection from %s failed", label)
 

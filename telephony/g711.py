@@ -39,9 +39,27 @@ _DECODE = _decode_table()
 _ENCODE = _encode_table()
 
 
+def _byte_tables(table: npt.NDArray[np.int16]) -> tuple[bytes, bytes]:
+    """The low and the high byte of each code's 16-bit sample, as ``bytes.translate`` tables."""
+    samples = table.astype("<i2").view(np.uint8).reshape(-1, 2)
+    return samples[:, 0].tobytes(), samples[:, 1].tobytes()
+
+
+def _expand(data: bytes, low: bytes, high: bytes) -> bytes:
+    # two translations and two strided copies, all in C: a third of the time of a numpy lookup on a 20 ms frame,
+    # and no numpy call per frame on the event loop
+    out = bytearray(2 * len(data))
+    out[0::2] = data.translate(low)
+    out[1::2] = data.translate(high)
+    return bytes(out)
+
+
+_ULAW_LOW, _ULAW_HIGH = _byte_tables(_DECODE)
+
+
 def ulaw_to_pcm16(data: bytes) -> bytes:
     """mu-law bytes to 16-bit little-endian PCM (two bytes per input byte)."""
-    return _DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
+    return _expand(data, _ULAW_LOW, _ULAW_HIGH)
 
 
 def pcm16_to_ulaw(data: bytes) -> bytes:
@@ -77,11 +95,12 @@ def _alaw_encode_table() -> npt.NDArray[np.uint8]:
 
 _ALAW_DECODE = _alaw_decode_table()
 _ALAW_ENCODE = _alaw_encode_table()
+_ALAW_LOW, _ALAW_HIGH = _byte_tables(_ALAW_DECODE)
 
 
 def alaw_to_pcm16(data: bytes) -> bytes:
     """A-law bytes to 16-bit little-endian PCM (two bytes per input byte)."""
-    return _ALAW_DECODE[np.frombuffer(data, dtype=np.uint8)].astype("<i2").tobytes()
+    return _expand(data, _ALAW_LOW, _ALAW_HIGH)
 
 
 def pcm16_to_alaw(data: bytes) -> bytes:

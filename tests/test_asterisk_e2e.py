@@ -5,6 +5,7 @@ by ARI, the simulator's ARI (the documented requests, events and status codes)."
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -390,11 +391,126 @@ def test_a_spoken_request_on_a_16_khz_audiosocket_line_goes_through_vosk_and_ras
     for _ in range(100):
         if httpx.get(f"{server.url}/healthz").json()["components"]["nlu"]["state"] == "up":
             break
+    # the caller speaks once the greeting is over and waits for the answer: on a loaded machine, the final result
+    # may come seconds after the speech, and a key pressed before it would decide the call first
     report = call(
-        server, ari_port, transport="audiosocket", audio=speech_clip("fr", "stp-fr-000.wav"), dtmf="0", keys_first=False
+        server,
+        ari_port,
+        transport="audiosocket",
+        audio=speech_clip("fr", "stp-fr-000.wav"),
+        dtmf="0",
+        keys_first=False,
+        barge_in=False,
     )
     heard = [t for t in report.turns if t["speaker"] == "caller" and t["text"]]
     assert heard, f"Vosk heard nothing on the 16 kHz line: {report.turns}"
     assert heard[0]["intent"] is not None and heard[0]["decision"]["words"]
     assert server.api.get(f"/api/calls/{report.call_id}").json()["line_codec"] == "slin/16000"
     assert report.outcome == "transfer" and report.asterisk["continue"]["context"] == "callbot-transfer"
+
+
+# --- bad input per transport ---------------------------------------------------------------------------------
+
+
+async def _broken_audiosocket_peer(address: str) -> tuple[bool, int]:
+    """A peer that breaks the protocol in every way, then floods: whether the server closed on it, and how
+    many bytes it sent."""
+    from telephony.audiosocket_codec import message
+
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    audio = message(0x10, b"\x00" * 320)
+    junk = [
+        audio,  # audio before the UUID
+        message(0x01, uuid.uuid4().bytes),
+        audio,
+        message(0x42, b"what is this"),  # an unknown kind, skipped whole
+        audio,
+        message(0x10, b"\x01" * 20000),  # oversize: more than a second of audio
+        audio,
+        message(0x03, b"x"),  # not a digit
+        audio,
+        # a wrong length, 20 bytes short: what follows is read out of step until the codec finds its feet
+        bytes([0x10, 0x01, 0x40]) + b"\x7f" * 300,
+        audio,
+        audio,
+        audio,
+        bytes([0x10, 0x01]),  # a truncated header: the rest never comes, the flood's bytes complete it
+    ]
+    sent = 0
+    for chunk in junk:
+        writer.write(chunk)
+        sent += len(chunk)
+        await asyncio.sleep(0.02)
+    flood = (bytes([0x7E, 0x00, 0x08]) + b"\x01" * 8) * 24000  # then 264 kB in which no message can be found
+    writer.write(flood)
+    sent += len(flood)
+    await writer.drain()
+    try:
+        while await asyncio.wait_for(reader.read(1 << 20), 10):
+            pass  # the bot's audio, then the end of the connection
+        closed = True
+    except ConnectionError:
+        closed = True  # reset: the server closed with our junk still unread
+    except TimeoutError:
+        closed = False
+    writer.close()
+    return closed, sent
+
+
+async def _broken_websocket_peer(url: str) -> int | None:
+    """Audio before MEDIA_START, unknown events, bad digits, oversize text, then a flood: the close code."""
+    import websockets
+
+    async with websockets.connect(
+        "ws" + url.removeprefix("http") + "/asterisk/media", subprotocols=[websockets.Subprotocol("media")]
+    ) as ws:
+        await ws.send(b"\xff" * 160)
+        await ws.send(
+            "MEDIA_START connection_id:c channel:WebSocket/x/0x1 channel_id:9.9 format:ulaw optimal_frame_size:160"
+        )
+        for junk in ["NOT_AN_EVENT", "DTMF_END digit:x channel_id:9.9", "{" * 3, b"\xff" * 161 * 200, "x" * 70000]:
+            await ws.send(junk)
+        try:
+            for _ in range(200):
+                await ws.send("STILL_NOT_AN_EVENT")
+                await asyncio.sleep(0)
+            await asyncio.wait_for(ws.wait_closed(), 10)
+        except websockets.ConnectionClosed:
+            pass
+        return ws.close_code
+
+
+def test_broken_peers_are_rejected_and_disconnected_while_a_good_call_goes_on(serve):
+    server, audiosocket, _ = asterisk_server(serve)
+
+    async def together() -> tuple[Any, tuple[bool, int], int | None]:
+        good = SimulatedCall(
+            server.url,
+            None,
+            transport="audiosocket",
+            audiosocket=audiosocket,
+            dtmf="3",
+            barge_in=True,
+            keys_first=True,
+            api_token=server.token,
+            turn_timeout=30,
+        ).run()
+        results = await asyncio.gather(good, _broken_audiosocket_peer(audiosocket), _broken_websocket_peer(server.url))
+        return results[0][0], results[1], results[2]
+
+    report, (socket_closed, _), websocket_code = asyncio.run(together())
+    assert report.outcome == "answered" and report.peer_errors == [], "the good call was not disturbed"
+    logs = server.logs()
+    for reason in (
+        "kind 0x10 before the UUID",
+        "unknown AudioSocket kind 0x42 (12 bytes) skipped",
+        "kind 0x10 and length 20000: resynchronising",
+        "invalid DTMF digit",
+        "bytes without a recognisable AudioSocket message",
+    ):
+        assert reason in logs, f"no logged rejection for {reason!r}"
+    assert "before MEDIA_START" in logs and "unknown event 'NOT_AN_EVENT'" in logs
+    assert socket_closed, "the flooding AudioSocket peer was disconnected"
+    assert websocket_code in (1008, 1009), "the flooding WebSocket peer was disconnected (error budget, or size)"
+    assert httpx.get(f"{server.url}/metrics").text.count('callbot_protocol_errors_total{provider="audiosocket"}') == 1

@@ -78,6 +78,8 @@ def test_a_message_is_stored_sample_exact_transcribed_and_worked(serve, ko_model
     audio = server.api.get(f"/api/mailbox/{item['id']}/audio")
     assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
     assert contains(audio.content[WAV_HEADER:], line_audio(clip)), "the message is stored sample for sample"
+    readable = [p for p in server.data_dir.rglob("*") if p.stat().st_mode & 0o077]
+    assert not readable, f"readable by other local users: {readable}"
     size = len(audio.content)
     part = server.api.get(f"/api/mailbox/{item['id']}/audio", headers={"Range": "bytes=100-199"})
     assert part.status_code == 206 and part.headers["content-range"] == f"bytes 100-199/{size}"
@@ -105,7 +107,9 @@ def test_a_message_is_stored_sample_exact_transcribed_and_worked(serve, ko_model
         assert server.api.get(f"/api/mailbox/{bad}").status_code == 404, bad
         assert server.api.get(f"/api/mailbox/{bad}/audio").status_code == 404, bad
     export = server.api.get("/api/mailbox/export.csv")
-    assert export.status_code == 200 and export.text.splitlines()[0].startswith("id,received_at,caller")
+    assert export.status_code == 200 and export.text.lstrip("\ufeff").splitlines()[0].startswith(
+        "id,received_at,caller"
+    )
     assert item["id"] in export.text
 
     trainee = httpx.Client(

@@ -150,13 +150,13 @@ class Player:
                     self._wakeup.clear()
                     await self._wakeup.wait()
                 elif ahead > 0:
-                    # keep the line alive: wait for audio, or for the silence sent so far to have played
-                    self._wakeup.clear()
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wakeup.wait(), ahead)
-                else:
-                    await sink.send_audio(sink.silence)
-                    sent_s += sink.frame_seconds
+                    # keep the line alive: sleep until the silence sent has played (new audio waits at most the
+                    # lead; a plain sleep costs a fraction of waiting on an event with a timeout)...
+                    await asyncio.sleep(ahead)
+                else:  # ...then a lead's worth of silence frames in one go: one wake-up for several frames
+                    for _ in range(max(1, round(self.lead_s / sink.frame_seconds))):
+                        await sink.send_audio(sink.silence)
+                        sent_s += sink.frame_seconds
                 continue
             if ahead > self.lead_s:
                 # sleep until half the lead has played, then refill it in one burst: five times fewer

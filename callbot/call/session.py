@@ -108,7 +108,7 @@ class CallSession:
         if self.res.asr is not None:
             loop = asyncio.get_running_loop()
             recognizer = await loop.run_in_executor(self.res.asr_pool, self.res.asr.recognizer, 8000)
-            self._listener = Listener(recognizer, self._events.put, self.log, self.res.asr_pool)
+            self._listener = Listener(recognizer, self._events.put_nowait, self.log)
             self._listener.start()
         else:
             self.degraded.append("asr")
@@ -391,10 +391,10 @@ class CallSession:
         cpu_before = tts.cpu_seconds
         first = self.player.first_frame()
         loop = asyncio.get_running_loop()
-        cached = tts.cached(text)
+        cached = self._line_audio(text)
         chunks: Iterator[bytes | None] = iter(()) if cached is not None else tts.speak(text)
-        for chunk in cached or ():  # fixed prompts: no synthesis, no thread hop
-            self.player.enqueue(self.sink.to_line(chunk, tts.sample_rate))
+        for chunk in cached or ():  # fixed prompts: no synthesis, no thread hop, no resampling
+            self.player.enqueue(chunk)
         try:
             while generation == self._speech_gen:
                 next_chunk = await loop.run_in_executor(self.res.tts_pool, next, chunks, None)
@@ -412,6 +412,23 @@ class CallSession:
             return await asyncio.wait_for(asyncio.shield(first), timeout=2.0)
         except TimeoutError:
             return None
+
+    def _line_audio(self, text: str) -> tuple[bytes, ...] | None:
+        """A cached prompt in this line's format, converted once per line format rather than once per call."""
+        tts = self.res.tts
+        assert tts is not None
+        key = (text, self.line or "")
+        converted = self.res.line_audio.get(key)
+        if converted is not None:
+            tts.cached(text)  # counted as a hit, and kept fresh in the voice's cache
+            return converted
+        cached = tts.cached(text)
+        if cached is None:
+            return None
+        converted = tuple(self.sink.to_line(chunk, tts.sample_rate) for chunk in cached)
+        if self.line:
+            self.res.line_audio[key] = converted
+        return converted
 
     def _hangup_outcome(self) -> CallOutcome:
         return CallOutcome("answered" if self.state.answered else "hangup")

@@ -35,6 +35,9 @@ def add_commands(commands: Any) -> None:
     export = mailbox.add_parser("export", help="messages as CSV")
     _filters(export)
     export.add_argument("--out", type=Path, help="file to write (default: standard output)")
+    export.add_argument(
+        "--delimiter", choices=[",", ";"], default=",", help="';' for spreadsheets set to French (default ',')"
+    )
     export.set_defaults(run=_export)
     recover = mailbox.add_parser("recover", help="file messages an interruption left unfinished (also run at startup)")
     recover.set_defaults(run=_recover)
@@ -116,9 +119,9 @@ def _show(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from callbot.mailbox_api import items_csv
 
-    text = items_csv(_stores().mailbox.all_matching(_where(args)))
+    text = items_csv(_stores().mailbox.all_matching(_where(args)), args.delimiter)
     if args.out:
-        args.out.write_text(text, encoding="utf-8")
+        args.out.write_text(text, encoding="utf-8-sig")  # the BOM tells spreadsheets the file is UTF-8
     else:
         sys.stdout.write(text)
     return 0

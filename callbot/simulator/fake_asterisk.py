@@ -393,8 +393,9 @@ class _ServerConnection:
 class AriLine:
     """One simulated caller whose channel the dialplan sends to ``Stasis(<app>)``."""
 
-    linger_s = 2.0
-    """After the bot's last words the caller holds on a moment, as callers do after "I'm putting you through"."""
+    linger_s = 5.0
+    """After the bot's last words the caller holds on a moment, as callers do after "I'm putting you through" or
+    "au revoir" (long enough for the bot's own hang-up to come first on a loaded machine)."""
 
     def __init__(self, fake: FakeAsterisk, call: SimulatedCall) -> None:
         self.fake, self.call, self.report = fake, call, call.report

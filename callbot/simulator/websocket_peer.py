@@ -269,6 +269,7 @@ class DialingWebSocketLine(ChanWebSocketWire):
             self.url, subprotocols=[websockets.Subprotocol("media")], additional_headers=headers, compression=None
         )
         self.report.asterisk["subprotocol"] = self._ws.subprotocol
+        self.report.asterisk["channel_id"] = self.channel_id
         self._runner = asyncio.create_task(self.run(_ClientConnection(self._ws), playback))
         await asyncio.sleep(0)
 

@@ -16,6 +16,10 @@ from callbot.errors import StorageError
 
 _MIGRATIONS = Path(__file__).with_name("migrations")
 
+MAX_PAGE = 1_000_000
+"""The highest page number a list accepts: far beyond any history, and its offset still fits SQL's 64-bit
+integers (a larger one is refused with 422 at the edge instead of overflowing in the driver)."""
+
 
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite files get WAL and foreign keys, PostgreSQL a pre-pinged pool."""

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from callbot.errors import StorageError
 from callbot.resources import Resources
 from callbot.stats import compute
+from callbot.storage.database import MAX_PAGE
 from callbot.web.render import OpsPage, page
 
 router = APIRouter(include_in_schema=False)
@@ -39,7 +40,9 @@ async def dashboard(request: Request, principal: OpsPage, period: str = "24h") -
 
 
 @router.get("/calls")
-async def calls(request: Request, principal: OpsPage, page_number: int = Query(1, alias="page", ge=1)) -> Response:
+async def calls(
+    request: Request, principal: OpsPage, page_number: int = Query(1, alias="page", ge=1, le=MAX_PAGE)
+) -> Response:
     resources: Resources = request.app.state.resources
     rows = await resources.store.list_calls(50, (page_number - 1) * 50)
     zone = ZoneInfo(resources.folder.timezone)

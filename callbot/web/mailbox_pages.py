@@ -16,6 +16,7 @@ from callbot.folder_edits import FolderEditor
 from callbot.mailbox.items import STATUSES, TRANSITIONS, ItemFilter, TransitionError
 from callbot.mailbox_api import blocking, load_item, suggested_answer
 from callbot.resources import Resources
+from callbot.storage.database import MAX_PAGE
 from callbot.storage.tables import MailboxItemRow
 from callbot.web.render import StaffPage, page, redirect
 
@@ -40,7 +41,7 @@ async def mailbox(
     until: date | None = None,
     q: str = "",
     mine: bool = False,
-    page_number: int = Query(1, alias="page", ge=1),
+    page_number: int = Query(1, alias="page", ge=1, le=MAX_PAGE),
 ) -> Response:
     resources = _resources(request)
     where = ItemFilter(

@@ -285,3 +285,49 @@ def test_examples_are_edited_and_a_trainees_correction_reaches_the_training_data
     assert "error=" in duplicate.headers["location"] and "already" in duplicate.headers["location"]
     empty = app_client.post(url, data={"action": "add", "new": "   ", "csrf_token": csrf}, follow_redirects=False)
     assert "error=" in empty.headers["location"]
+
+
+def test_page_numbers_beyond_any_history_are_refused_not_a_server_error(app_client: TestClient) -> None:
+    login(app_client, "ops")
+    huge = "1874436561370446128125837312"
+    for path in (f"/calls?page={huge}", f"/mailbox?page={huge}", f"/api/mailbox?page={huge}"):
+        response = app_client.get(path)
+        assert response.status_code == 422, (path, response.status_code)
+        assert isinstance(response.json()["detail"], list), "the documented validation error shape"
+    assert app_client.get("/calls?page=1000000").status_code == 200, "the last page accepted is served (empty)"
+    assert app_client.get("/mailbox?page=1000000").status_code == 200
+    for path in ("/api/mailbox?status=nonsense", "/api/mailbox/export.csv?status=completed"):
+        response = app_client.get(path)
+        assert response.status_code == 422
+        [error] = response.json()["detail"]
+        assert error["loc"] == ["query", "status"] and "status must be one of" in error["msg"]
+
+
+def test_the_csv_export_neutralises_formulas_in_every_cell_and_opens_in_french_spreadsheets(
+    app_client: TestClient,
+) -> None:
+    store: MailboxStore = app_client.app.state.resources.mailbox  # type: ignore[attr-defined]
+    hostile = "cd" * 16
+    formula = '=HYPERLINK("http://e.x","a")'
+    meta = MessageMeta(hostile, "d" * 32, formula, "+33900000000", "closed", "fr", datetime.now(UTC).isoformat())
+    store.create(meta, "none.wav")
+    store.finish_recording(hostile, 2.0)
+    store.save_transcription(hostile, Transcribed("-1+1 é", [], [], None, None), Classified("@SUM(1)", 0.5, {}))
+    login(app_client, "ops")
+
+    export = app_client.get("/api/mailbox/export.csv?delimiter=;")
+    assert export.status_code == 200
+    assert export.content.startswith(b"\xef\xbb\xbf"), "a byte-order mark: spreadsheets read the accents right"
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(export.content.decode("utf-8-sig")), delimiter=";"))
+    header, *lines = rows
+    assert header[:3] == ["id", "received_at", "caller"]
+    line = next(r for r in lines if r[0] == hostile)
+    cells = dict(zip(header, line, strict=True))
+    assert cells["caller"] == "'" + formula
+    assert cells["transcript"] == "'-1+1 é" and cells["detected_reason"] == "'@SUM(1)"
+    plain = next(r for r in lines if r[0] == ITEM)
+    assert dict(zip(header, plain, strict=True))["caller"] == "+33612345678", "a phone number stays as it is"
+    assert app_client.get("/api/mailbox/export.csv?delimiter=x").status_code == 422

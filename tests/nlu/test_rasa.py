@@ -85,6 +85,10 @@ async def test_sidecar_parses_phone_utterances_and_survives_being_killed(fr_nlu_
 
         first_pid = sidecar.pid
         assert first_pid is not None
+        # The auth token is not readable by other local users through `ps`.
+        cmdline = Path(f"/proc/{first_pid}/cmdline").read_bytes()
+        assert sidecar.token.encode() not in cmdline and b"--model" in cmdline
+        assert not sidecar.token.startswith("-")
         os.killpg(first_pid, signal.SIGKILL)
         await wait_for_replacement(sidecar, first_pid)
         assert sidecar.restarts == 1 and sidecar.state == "up"

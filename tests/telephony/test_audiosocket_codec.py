@@ -107,9 +107,23 @@ def test_a_wrong_length_costs_one_rejection_and_the_stream_resynchronises() -> N
     )
 
 
-def test_a_hangup_kind_from_the_peer_ends_the_call() -> None:
-    frames = AudioSocketCodec().decode(UUID_MESSAGE + message(0x10, b"\x00" * 320) + HANGUP)
-    assert frames[-1] == HangUp()
+def test_a_hangup_kind_from_the_peer_ends_the_call_once_a_real_message_follows() -> None:
+    codec = AudioSocketCodec()
+    frames = codec.decode(UUID_MESSAGE + message(0x10, b"\x00" * 320) + HANGUP)
+    assert HangUp() not in frames, "three zero bytes at the end of a read could be the start of out-of-step silence"
+    assert codec.decode(message(0x10, b"\x00" * 320))[0] == HangUp()
+
+
+def test_silence_read_out_of_step_is_not_a_hangup() -> None:
+    """A wrong length lands the reader inside a silent frame: its zeros look like hang-ups, one after another."""
+    codec = AudioSocketCodec()
+    short = bytes([0x10, 0x01, 0x40]) + b"\x00" * 300  # says 320 bytes, carries 300
+    frames = codec.decode(UUID_MESSAGE + short + message(0x10, b"\x00" * 320) * 5)
+    assert HangUp() not in frames
+    assert [f.reason for f in frames if isinstance(f, Rejected)] == [
+        "zero bytes where a message should start: resynchronising"
+    ]
+    assert codec.decode(message(0x10, b"\x00" * 320) * 2)[-1] == AudioIn(b"\x00" * 320, 8000)
 
 
 def test_text_is_not_audiosocket() -> None:
