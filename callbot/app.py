@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from callbot import __version__
 from callbot.access.bootstrap import ensure_first_admin
+from callbot.access.throttle import LoginThrottle
 from callbot.access.users import UserStore
 from callbot.api import router as api_router
 from callbot.folder_edits import FolderEditor
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.resources = resources
     app.state.users = users
+    app.state.login_throttle = LoginThrottle()
     app.state.editor = FolderEditor(resources.store.engine, settings.bot_dir)
     app.include_router(webhook_router)
     app.include_router(media_router)

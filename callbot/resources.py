@@ -28,6 +28,7 @@ from callbot.storage.database import make_engine, migrate
 from nlu.client import RasaClient
 from nlu.publishing import serving_model
 from nlu.sidecar import RasaSidecar
+from routing.actions import HangupAction
 from routing.bot_config import BotConfig
 from routing.bot_folder import BotFolder, load_bot_folder
 from routing.live import LiveState
@@ -246,6 +247,9 @@ def fixed_prompts(folder: BotFolder) -> list[str]:
     announcements = [q.announcement for q in routing.queues.values()] + [
         s.announcement for s in routing.skills.values()
     ]
+    # a rule that hangs up says its response alone: the caller's last words from the bot must not wait for piper
+    hangups = [rule.then.response for rule in routing.rules if isinstance(rule.then, HangupAction)]
+    last_words = [text for name in hangups if name for text in bot.responses.get(name, []) if "{" not in text]
     texts = [
         prompts.greeting,
         prompts.reprompt,
@@ -257,6 +261,7 @@ def fixed_prompts(folder: BotFolder) -> list[str]:
         *(f"{prompts.menu_invalid} {menu}" for menu in menus),
         f"{prompts.greeting} {bot.menus['main'].prompt}",
         *(text for text in announcements if text),
+        *last_words,
     ]
     return list(dict.fromkeys(texts))
 

@@ -27,8 +27,6 @@ from callbot.storage.tables import ApiTokenRow, SessionRow, UserRow
 
 Role = Literal["admin", "ops", "trainee"]
 ROLES: tuple[Role, ...] = ("admin", "ops", "trainee")
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
 MIN_PASSWORD_LENGTH = 12
 
@@ -133,8 +131,8 @@ class UserStore:
     # --- login -----------------------------------------------------------------------------------------------
 
     def login(self, username: str, password: str) -> LoginSession:
-        """A new session for valid credentials. Wrong passwords count towards a temporary lockout; the error
-        never says whether the user exists."""
+        """A new session for valid credentials; the error never says whether the user exists (the delays
+        after repeated failures are the login page's, per client: callbot/access/throttle.py)."""
         now = datetime.now(UTC)
 
         def attempt(s: Session) -> LoginSession | str:
@@ -142,13 +140,8 @@ class UserStore:
             if row is None or not row.active:
                 _verify(_DUMMY_HASH, password)
                 return "unknown or wrong password"
-            if row.locked_until is not None and row.locked_until > now:
-                return "locked"
             if not _verify(row.password_hash, password):
-                row.failed_logins += 1
-                if row.failed_logins >= MAX_FAILED_LOGINS:
-                    row.locked_until, row.failed_logins = now + LOCKOUT, 0
-                    return "locked"
+                row.failed_logins += 1  # a count since the last good login; the delays are LoginThrottle's
                 return "unknown or wrong password"
             row.failed_logins, row.locked_until = 0, None
             if _HASHER.check_needs_rehash(row.password_hash):
@@ -159,10 +152,6 @@ class UserStore:
             return LoginSession(token, csrf, _user(row), expires)
 
         result = self._run(attempt)
-        if result == "locked":
-            raise AccessError(
-                f"too many failed attempts: this account is locked for {int(LOCKOUT.total_seconds() // 60)} minutes"
-            )
         if isinstance(result, str):
             raise AccessError("unknown user or wrong password")
         return result

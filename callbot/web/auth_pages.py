@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hmac
+import logging
+import math
+import re
 import secrets
 from typing import Annotated
 
@@ -10,6 +13,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from callbot.access.guard import SESSION_COOKIE, authenticate
+from callbot.access.throttle import LoginThrottle
 from callbot.access.users import SESSION_LIFETIME, AccessError, UserStore
 from callbot.errors import StorageError
 from callbot.resources import Resources
@@ -17,6 +21,12 @@ from callbot.web.render import StaffPage, page, redirect
 
 router = APIRouter(include_in_schema=False)
 LOGIN_CSRF_COOKIE = "callbot_login_csrf"
+log = logging.getLogger(__name__)
+
+
+def _loggable(username: str) -> str:
+    """The user name as typed, safe for a log line that fail2ban or a SIEM parses (no spaces, no controls)."""
+    return re.sub(r"[^A-Za-z0-9._@-]", "?", username.strip())[:64] or "-"
 
 
 def secure_cookies(request: Request) -> bool:
@@ -58,16 +68,28 @@ async def login(
 ) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     users: UserStore = request.app.state.users
+    throttle: LoginThrottle = request.app.state.login_throttle
+    client = request.client.host if request.client else "unknown"
+    who = _loggable(username)
     error: str | None = None
     if not expected or not hmac.compare_digest(expected, csrf_token):
         error = "csrf"
+    elif (wait := throttle.wait_s(client, username)) > 0:
+        # the same answer whether the account exists or not, and the password is not even checked
+        error = f"too many failed attempts: try again in {math.ceil(wait)} s"
+        log.warning("login throttled: user=%s client=%s wait=%.0fs", who, client, wait)
     else:
         try:
             session = await users.arun(lambda: users.login(username, password))
         except AccessError as exc:
             error = str(exc)
+            throttle.failed(client, username)
+            log.warning("login failed: user=%s client=%s", who, client)
         except StorageError:
             error = "database unavailable, try again in a moment"
+        else:
+            throttle.succeeded(client, username)
+            log.info("login succeeded: user=%s client=%s", who, client)
     if error is not None:
         token = secrets.token_urlsafe(24)
         message = "reload the page and try again" if error == "csrf" else error

@@ -62,15 +62,14 @@ def test_passwords_are_hashed_and_checked(users: UserStore) -> None:
         users.login("nobody", TEST_PASSWORD)
 
 
-def test_repeated_failures_lock_the_account(users: UserStore) -> None:
+def test_repeated_failures_never_lock_the_account(users: UserStore) -> None:
+    """Nobody can lock a colleague out by failing on purpose: the login page slows the failing client down
+    instead (tests/callbot/test_login_throttle.py)."""
     users.add_user("emma", TEST_PASSWORD, "ops")
-    for _ in range(4):
-        with pytest.raises(AccessError, match="wrong password"):
+    for _ in range(8):
+        with pytest.raises(AccessError, match="unknown user or wrong password"):
             users.login("emma", "not the password")
-    with pytest.raises(AccessError, match="locked for 15 minutes"):
-        users.login("emma", "not the password")
-    with pytest.raises(AccessError, match="locked"):
-        users.login("emma", TEST_PASSWORD)  # even the right password, until the lock expires
+    assert users.login("emma", TEST_PASSWORD).user.username == "emma"
     users.set_password("emma", "a new long password")
     assert users.login("emma", "a new long password").user.username == "emma"
 

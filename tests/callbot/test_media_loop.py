@@ -20,6 +20,7 @@ from callbot.frames import StreamStart
 from callbot.resources import Resources, load_resources, warm_prompts
 from telephony.audiosocket_codec import AudioSocketCodec, message
 from telephony.chan_websocket_codec import ChanWebSocketCodec
+from tests.conftest import ROOT
 from tests.test_bad_input import settings
 
 
@@ -179,3 +180,11 @@ async def test_the_player_keeps_time_for_a_line_without_marks_and_fills_silence(
     await asyncio.sleep(0.2)
     assert sink.sent[-1][1] == sink.silence, "back to silence after the utterance"
     await player.stop()
+
+
+def test_the_last_words_of_a_rule_that_hangs_up_are_synthesised_before_any_call() -> None:
+    from callbot.resources import fixed_prompts
+    from routing.bot_folder import load_bot_folder
+
+    folder = load_bot_folder(ROOT / "bots" / "fr")
+    assert set(folder.bot.responses["utter_blocked"]) <= set(fixed_prompts(folder))

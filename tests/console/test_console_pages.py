@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -195,17 +196,39 @@ def test_session_cookie_flags(tmp_path: Path, joe_voice: Path) -> None:
     assert "max-age=43200" in flags
 
 
-def test_login_is_locked_after_repeated_failures_and_never_says_who_exists(app_client: TestClient) -> None:
-    def attempt(username: str, password: str) -> str:
-        form = app_client.get("/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
-        return app_client.post("/login", data={"username": username, "password": password, "csrf_token": token}).text
+def test_failed_logins_slow_the_client_down_without_locking_staff_out(
+    app_client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = app_client.app
 
-    assert "unknown user or wrong password" in attempt("nobody", "whatever password")
-    for _ in range(4):
-        assert "unknown user or wrong password" in attempt("ops.user", "wrong password!")
-    assert "locked" in attempt("ops.user", "wrong password!")
-    assert "locked" in attempt("ops.user", TEST_PASSWORD)
+    def attempt(client: TestClient, username: str, password: str) -> str:
+        client.cookies.clear()
+        form = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+        data = {"username": username, "password": password, "csrf_token": token}
+        return client.post("/login", data=data, follow_redirects=False).text
+
+    caplog.set_level("INFO", logger="callbot.web.auth_pages")
+    attacker = app_client  # every TestClient request comes from the same address unless told otherwise
+    for name in ("nobody.here", "ops.user"):
+        for _ in range(5):
+            assert "unknown user or wrong password" in attempt(attacker, name, "wrong password!")
+        # the sixth attempt is not even checked, and says the same for a real account and an unknown one
+        assert "too many failed attempts: try again in 1 s" in attempt(attacker, name, "wrong password!")
+    assert "too many failed attempts" in attempt(attacker, "ops.user", TEST_PASSWORD), "no guessing while throttled"
+
+    # the real user, on another address, is not locked out
+    with TestClient(app, client=("192.0.2.10", 50000)) as colleague:
+        assert attempt(colleague, "ops.user", TEST_PASSWORD) == "", "a redirect to the console"
+    # and once the delay is over, the right password works from the first address too
+    time.sleep(1.1)
+    assert attempt(attacker, "ops.user", TEST_PASSWORD) == ""
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "callbot.web.auth_pages"]
+    assert "login failed: user=ops.user client=testclient" in lines
+    assert "login succeeded: user=ops.user client=192.0.2.10" in lines
+    assert any(line.startswith("login throttled: user=nobody.here client=testclient") for line in lines)
+    assert not any(TEST_PASSWORD in line or "wrong password!" in line for line in lines), "never the password"
 
 
 def test_next_after_login_stays_on_this_site(app_client: TestClient) -> None:
