@@ -102,11 +102,7 @@ class AudioSocketCodec:
                     frames.append(Rejected(f"unknown AudioSocket kind 0x{kind:02x} ({length} bytes) skipped"))
                     del buffer[: HEADER_BYTES + length]
                 else:  # a wrong length earlier: the stream lost its framing; one rejection until it is found
-                    frames.append(
-                        Rejected(f"no AudioSocket message has kind 0x{kind:02x} and length {length}: resynchronising")
-                    )
-                    self._lost_sync = True
-                    del buffer[:1]
+                    self._lose_sync(frames, f"no AudioSocket message has kind 0x{kind:02x} and length {length}")
                 continue
             if kind == KIND_HANGUP:
                 # Asterisk never sends one (it closes the connection), and three zero bytes are also what a
@@ -116,9 +112,7 @@ class AudioSocketCodec:
                 if after is None:
                     break
                 if not after or buffer[HEADER_BYTES] == KIND_HANGUP:
-                    frames.append(Rejected("zero bytes where a message should start: resynchronising"))
-                    self._lost_sync = True
-                    del buffer[:1]
+                    self._lose_sync(frames, "zero bytes where a message should start")
                     continue
             if len(buffer) < HEADER_BYTES + length:
                 break  # the rest of the message is on its way
@@ -126,6 +120,12 @@ class AudioSocketCodec:
             del buffer[: HEADER_BYTES + length]
             self._message(kind, payload, frames)
         return frames
+
+    def _lose_sync(self, frames: list[Decoded], what: str) -> None:
+        """The bytes at the head of the buffer start no message: look for the next one from the byte after."""
+        frames.append(Rejected(f"{what}: resynchronising"))
+        self._lost_sync = True
+        del self._buffer[:1]
 
     def _plausible_at(self, position: int) -> bool | None:
         """Whether a plausible header starts at ``position`` (None: not received yet)."""
