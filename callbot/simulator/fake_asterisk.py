@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -31,13 +30,12 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from callbot.simulator.audiosocket_peer import AudioSocketLine
 from callbot.simulator.caller import Playback
-from callbot.simulator.websocket_peer import ChanWebSocketWire
+from callbot.simulator.websocket_peer import ChanWebSocketWire, channel_sequence, unique_id
 
 if TYPE_CHECKING:
     from callbot.simulator import SimulatedCall
 
 ASTERISK_ID = "02:42:ac:11:00:02"
-_sequence = itertools.count(1)
 
 
 @dataclass
@@ -286,7 +284,7 @@ class FakeAsterisk:
         for name in ("app", "external_host", "format"):
             if not query.get(name):
                 return JSONResponse({"message": f"{name} cannot be empty"}, status_code=400)
-        channel_id = query.get("channelId") or f"{time.time():.0f}.{next(_sequence)}"
+        channel_id = query.get("channelId") or unique_id()
         if channel_id in self.channels:
             return JSONResponse({"message": "Channel with given unique ID already exists"}, status_code=409)
         transport, encapsulation = query.get("transport", "udp"), query.get("encapsulation", "rtp")
@@ -401,7 +399,7 @@ class AriLine:
         self.fake, self.call, self.report = fake, call, call.report
         self.app = call.ari_app
         self.dtx = call.dtx
-        number = next(_sequence)
+        number = next(channel_sequence)
         self.channel = Channel(f"{time.time():.0f}.{number}", f"PJSIP/trunk-{number:08x}", call.caller, call.called)
         self.channel.line = self
         self.channel_id = self.channel.id

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import itertools
 import json
 import secrets
 import time
@@ -60,6 +61,15 @@ class Connection(Protocol):
     async def close(self, code: int) -> None: ...
 
 
+# Asterisk's channel unique ids are "<epoch>.<sequence>", the sequence counting every channel the process made
+channel_sequence = itertools.count(1)
+
+
+def unique_id() -> str:
+    """A channel unique id the way Asterisk makes them: never the same twice in one process."""
+    return f"{time.time():.0f}.{next(channel_sequence)}"
+
+
 class ChanWebSocketWire:
     """chan_websocket's half of one media connection, whichever side opened it."""
 
@@ -72,7 +82,7 @@ class ChanWebSocketWire:
         self.format = call.line_format or "ulaw"
         self.line = FORMATS[self.format]
         self.connection_id, self.channel = connection_id, channel
-        self.channel_id = f"{int(time.time())}.{secrets.randbelow(1000)}"
+        self.channel_id = unique_id()
         self.variables: dict[str, str] = {}
         self.started_at = time.monotonic()
         self.conn: Connection | None = None
