@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime
 import re
 from itertools import pairwise
-from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -92,9 +91,14 @@ class Calendar(Strict):
     """When a queue is open. Without ``weekly`` hours a calendar is open around the clock (except holidays)."""
 
     weekly: dict[str, list[str]] | None = None
-    public_holidays: Literal["fr", "fr-alsace-moselle", "gb-eng"] | None = None
+    public_holidays: str | None = None
     holidays: list[Holiday] = Field(default_factory=list)
     closures: list[Closure] = Field(default_factory=list)
+
+    @field_validator("public_holidays")
+    @classmethod
+    def _public_holidays(cls, value: str | None) -> str | None:
+        return None if value is None else public_holidays.check_calendar(value)
 
     @field_validator("weekly")
     @classmethod

@@ -1,4 +1,5 @@
-"""Business hours: edges, public holidays, the centre's holidays and closures, time zones and DST changes."""
+"""Business hours: edges, public holidays (their dates: test_public_holidays.py), the centre's holidays and
+closures, time zones and DST changes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from routing.calendars import Calendar, in_window, is_open, parse_range
-from routing.public_holidays import easter_sunday, holidays
 
 PARIS = ZoneInfo("Europe/Paris")
 UTC = datetime.UTC
@@ -93,45 +93,6 @@ def test_a_calendar_without_weekly_hours_is_always_open_but_for_holidays() -> No
     always = Calendar.model_validate({"public_holidays": "fr"})
     assert is_open(always, paris("2026-12-06T03:00"))[0]
     assert not is_open(always, paris("2026-07-14T03:00"))[0]
-
-
-@pytest.mark.parametrize(
-    ("year", "easter"),
-    [(2024, "2024-03-31"), (2025, "2025-04-20"), (2026, "2026-04-05"), (2027, "2027-03-28"), (2038, "2038-04-25")],
-)
-def test_easter(year: int, easter: str) -> None:
-    assert easter_sunday(year) == datetime.date.fromisoformat(easter)
-
-
-def test_french_public_holidays_2026() -> None:
-    days = holidays("fr", 2026)
-    assert len(days) == 11
-    assert days[datetime.date(2026, 5, 14)] == "Ascension"
-    assert days[datetime.date(2026, 5, 25)] == "Lundi de Pentecôte"
-    alsace = holidays("fr-alsace-moselle", 2026)
-    assert alsace[datetime.date(2026, 4, 3)] == "Vendredi saint"
-    assert alsace[datetime.date(2026, 12, 26)] == "Saint Étienne"
-
-
-@pytest.mark.parametrize(
-    ("year", "expected"),
-    [
-        (2021, {"2021-12-27": "Christmas Day (substitute)", "2021-12-28": "Boxing Day (substitute)"}),
-        (
-            2022,
-            {"2022-01-03": "New Year's Day", "2022-12-26": "Boxing Day", "2022-12-27": "Christmas Day (substitute)"},
-        ),
-        (
-            2026,
-            {"2026-05-04": "Early May bank holiday", "2026-08-31": "Summer bank holiday", "2026-12-28": "Boxing Day"},
-        ),
-    ],
-)
-def test_england_bank_holidays(year: int, expected: dict[str, str]) -> None:
-    days = holidays("gb-eng", year)
-    assert len(days) == 8
-    for date, name in expected.items():
-        assert days[datetime.date.fromisoformat(date)] == name
 
 
 WINDOWS = [

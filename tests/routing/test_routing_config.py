@@ -94,6 +94,12 @@ DEFECTS: list[tuple[str, Edit, str, list[str]]] = [
         ["overlaps the public holiday 'Noël'"],
     ),
     (
+        "unknown_public_holiday_calendar",
+        _set("calendars/office/public_holidays", "fr-paris"),
+        "routing.yml",
+        ["calendars.office.public_holidays: unknown public holiday calendar 'fr-paris'; known: fr, fr-alsace-moselle,"],
+    ),
+    (
         "invalid_time_zone",
         _set("timezone", "Europe/Pari"),
         "routing.yml",
