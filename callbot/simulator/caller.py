@@ -70,6 +70,9 @@ class Playback:
         self.last_clear_at = 0.0
         self.last_mark_played_at = 0.0
         self.last_voice_at = 0.0
+        self.voice_started_at = 0.0
+        """When the last run of voice began after quiet (lines without marks: where a bot turn can start)."""
+        self._quiet = True
         self.media_times: list[float] = []
         self.clear_times: list[float] = []
         self.voiced_s = 0.0
@@ -84,7 +87,12 @@ class Playback:
 
     def audio(self, pcm: bytes) -> None:
         # a line without marks carries the bot's silence while it thinks: only voice is the bot speaking
-        if self.line.marks or _voiced(pcm):
+        voiced = self.line.marks or _voiced(pcm)
+        if not self.line.marks:
+            if voiced and self._quiet:
+                self.voice_started_at = time.monotonic()
+            self._quiet = not voiced
+        if voiced:
             now = time.monotonic()
             self.first_media_at = self.first_media_at or now
             self.last_media_at = now
@@ -152,6 +160,9 @@ class Playback:
                 ended = self.last_mark_played_at >= self.last_media_at and self.idle
                 ended = ended and now - self.last_media_at > 0.3
             else:  # no marks on this line: over once its last voice has played, and a longer quiet than a pause
+                # the tail of what a key cut off still arrives after the key (the far end reacts when it can):
+                # the answer is voice that starts again after quiet, or goes on well past the key
+                spoke = spoke and (self.voice_started_at > after or self.last_media_at > after + 1.0)
                 ended = self.last_voice_at >= self.last_media_at and now - self.last_voice_at > 0.7
             if spoke and ended:
                 return True
