@@ -9,6 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from callbot.access.guard import OPS, Require
+from callbot.api_docs import STAFF, content, refusals
 from callbot.errors import StorageError
 from callbot.resources import Component, Resources
 from callbot.storage.tables import CallRow
@@ -108,7 +109,13 @@ def _call_out(row: CallRow, with_turns: bool) -> CallOut:
     )
 
 
-@router.get("/api/calls/{call_id}", response_model=CallOut, tags=["calls"], dependencies=[Depends(Require(OPS))])
+@router.get(
+    "/api/calls/{call_id}",
+    response_model=CallOut,
+    tags=["calls"],
+    dependencies=[Depends(Require(OPS))],
+    responses={**STAFF, **refusals(404)},
+)
 async def get_call(call_id: str, request: Request) -> CallOut:
     resources: Resources = request.app.state.resources
     try:
@@ -120,7 +127,9 @@ async def get_call(call_id: str, request: Request) -> CallOut:
     return _call_out(row, with_turns=True)
 
 
-@router.get("/api/calls", response_model=list[CallOut], tags=["calls"], dependencies=[Depends(Require(OPS))])
+@router.get(
+    "/api/calls", response_model=list[CallOut], tags=["calls"], dependencies=[Depends(Require(OPS))], responses=STAFF
+)
 async def list_calls(
     request: Request,
     limit: int = Query(50, ge=1, le=500),
@@ -137,7 +146,11 @@ async def list_calls(
     return [_call_out(row, with_turns=False) for row in rows]
 
 
-@router.get("/healthz", tags=["ops"])
+@router.get(
+    "/healthz",
+    tags=["ops"],
+    responses={503: {"description": "calls cannot be taken (the database is unavailable); the same report"}},
+)
 async def healthz(request: Request, response: Response) -> dict[str, Any]:
     """Each component's state. 200 while calls can be taken (even degraded), 503 when they cannot."""
     resources: Resources = request.app.state.resources
@@ -166,7 +179,12 @@ async def healthz(request: Request, response: Response) -> dict[str, Any]:
     }
 
 
-@router.get("/metrics", tags=["ops"])
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    response_class=Response,
+    responses={200: content("text/plain", "Prometheus text exposition format")},
+)
 async def metrics(request: Request) -> Response:
     resources: Resources = request.app.state.resources
     return Response(generate_latest(resources.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -11,9 +11,11 @@ from fastapi import FastAPI
 
 from callbot import __version__
 from callbot.access.bootstrap import ensure_first_admin
+from callbot.access.limits import BodyLimits, EdgeLimits, TokenBuckets
 from callbot.access.throttle import LoginThrottle
 from callbot.access.users import UserStore
 from callbot.api import router as api_router
+from callbot.call.housekeeping import tidy_calls
 from callbot.folder_edits import FolderEditor
 from callbot.mailbox.runtime import start_mailbox
 from callbot.mailbox_api import router as mailbox_router
@@ -54,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         resources.background.append(asyncio.create_task(warm_answers(resources), name="warm-answers"))
         resources.background.append(asyncio.create_task(start_mailbox(resources), name="mailbox"))
         resources.background.append(asyncio.create_task(follow_agent_statuses(resources), name="agent-statuses"))
+        resources.background.append(asyncio.create_task(tidy_calls(resources), name="tidy-calls"))
         stop_asterisk = await start_asterisk(resources)
         try:
             yield
@@ -66,6 +69,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Self-hosted callbot and overflow voicebot for customer-service phone lines",
+    )
+    app.add_middleware(
+        EdgeLimits,
+        bodies=BodyLimits(settings.max_body_bytes, settings.max_config_body_bytes),
+        webhooks=TokenBuckets(settings.webhook_rate_per_s, settings.webhook_burst)
+        if settings.webhook_rate_per_s
+        else None,
     )
     app.state.resources = resources
     app.state.users = users

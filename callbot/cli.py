@@ -97,19 +97,37 @@ def _parser() -> argparse.ArgumentParser:
     users = commands.add_parser("users", help="console and API users").add_subparsers(title="users")
     add = users.add_parser("add", help="add a user (the password is asked, or read from stdin)")
     add.add_argument("username")
-    add.add_argument("--role", required=True, choices=["admin", "ops", "trainee"])
+    add.add_argument(
+        "--role",
+        required=True,
+        choices=["admin", "ops", "trainee", "acd"],
+        help="acd: a program reporting agent statuses and reading queues, nothing else",
+    )
     add.add_argument("--name", default="", help="display name")
     add.add_argument("--language", default="fr", choices=["fr", "en"], help="console language")
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(run=_users_add)
-    passwd = users.add_parser("passwd", help="set a user's password (ends the user's console sessions)")
+    passwd = users.add_parser("passwd", help="set a user's password (ends the user's sessions and API tokens)")
     passwd.add_argument("username")
     passwd.add_argument("--password-stdin", action="store_true")
     passwd.set_defaults(run=_users_passwd)
     users.add_parser("list", help="list users").set_defaults(run=_users_list)
-    token = users.add_parser("token", help="create an API token acting as a user (shown once)")
-    token.add_argument("username")
-    token.add_argument("--name", default="api", help="what the token is for, e.g. acd")
+    for verb, active in (("disable", False), ("enable", True)):
+        switch = users.add_parser(
+            verb, help="disable a user (their sessions and API tokens end at once)" if not active else "enable a user"
+        )
+        switch.add_argument("username")
+        switch.set_defaults(run=_users_active, active=active)
+    token = users.add_parser(
+        "token",
+        help="API tokens: `token USER` (or `token create USER`) creates one, shown once; "
+        "`token list [USER]` lists them with their last use; `token revoke ID` revokes one",
+    )
+    token.add_argument("words", nargs="+", metavar="create USER | list [USER] | revoke ID | USER")
+    token.add_argument("--name", default="api", help="what a new token is for, e.g. acd")
+    token.add_argument(
+        "--expires-days", type=int, default=365, help="a new token's lifetime in days (0: until revoked)"
+    )
     token.set_defaults(run=_users_token)
 
     add_mailbox_commands(commands)
@@ -363,9 +381,36 @@ def _users_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _users_token(args: argparse.Namespace) -> int:
-    print(_user_store().new_api_token(args.username, args.name))
+def _users_active(args: argparse.Namespace) -> int:
+    _user_store().set_active(args.username, args.active)
+    print(f"{args.username} {'enabled' if args.active else 'disabled; their sessions and API tokens ended'}")
     return 0
+
+
+def _users_token(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    verb, rest = (
+        (args.words[0], args.words[1:]) if args.words[0] in ("create", "list", "revoke") else ("create", args.words)
+    )
+    users = _user_store()
+    if verb == "list" and len(rest) <= 1:
+        print("id\tuser\tname\tstate\tcreated\tlast used\texpires")
+        for info in users.list_tokens(rest[0] if rest else None):
+            when = [f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (info.created_at, info.last_used_at, info.expires_at)]
+            print("\t".join([info.id, info.username, info.name, info.state(), *when]))
+        return 0
+    if verb == "revoke" and len(rest) == 1:
+        revoked = users.revoke_token(rest[0])
+        print(f"token {revoked.id} ({revoked.name}, of {revoked.username}) revoked")
+        return 0
+    if verb == "create" and len(rest) == 1:
+        if args.expires_days < 0:
+            raise CallbotError("--expires-days: 0 (until revoked) or a number of days")
+        lifetime = timedelta(days=args.expires_days) if args.expires_days else None
+        print(users.new_api_token(rest[0], args.name, lifetime))
+        return 0
+    raise CallbotError("usage: callbot users token [create] USER | token list [USER] | token revoke ID")
 
 
 def _call(args: argparse.Namespace) -> int:

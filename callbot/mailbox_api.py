@@ -8,15 +8,16 @@ import csv
 import io
 import re
 from datetime import UTC, date, datetime, time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from callbot.access.guard import EVERYONE, AnyStaff, OpsUser, Require
 from callbot.access.users import User, UserStore
+from callbot.api_docs import CHANGES, STAFF, content, refusals
 from callbot.errors import StorageError
 from callbot.mailbox.items import STATUSES, ItemFilter, TransitionError
 from callbot.mailbox.service import resolve_audio
@@ -27,8 +28,9 @@ from callbot.storage.tables import MailboxItemRow
 from routing.actions import AnswerAction
 from routing.bot_config import BotConfig
 
-router = APIRouter(prefix="/api/mailbox", tags=["mailbox"], dependencies=[Depends(Require(EVERYONE))])
+router = APIRouter(prefix="/api/mailbox", tags=["mailbox"], dependencies=[Depends(Require(EVERYONE))], responses=STAFF)
 _ITEM_ID = re.compile(r"^[0-9a-f]{32}$")
+_RANGE = re.compile(r"bytes=(\d+-\d*|-\d+)(\s*,\s*(\d+-\d*|-\d+))*")
 
 
 class ItemSummary(BaseModel):
@@ -90,6 +92,13 @@ class ItemChange(BaseModel):
     assignee: str | None = Field(default=None, description="a username, 'me', or '' to unassign")
     note: str | None = Field(default=None, max_length=4000)
     corrected_reason: str | None = Field(default=None, description="the intent this message is really about")
+
+    @field_validator("assignee", "note", "corrected_reason")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("NUL characters are not accepted")
+        return value
 
 
 def _store(request: Request) -> MailboxStore:
@@ -155,7 +164,11 @@ async def list_items(
     )
 
 
-@router.get("/export.csv")
+@router.get(
+    "/export.csv",
+    response_class=Response,
+    responses={200: content("text/csv", "one message per row, UTF-8 with a byte-order mark")},
+)
 async def export_csv(
     request: Request,
     user: OpsUser,
@@ -179,15 +192,34 @@ async def export_csv(
     )
 
 
-@router.get("/{item_id}", response_model=ItemDetail)
+@router.get("/{item_id}", response_model=ItemDetail, responses=refusals(404))
 async def get_item(item_id: str, request: Request) -> ItemDetail:
     row = await load_item(_store(request), item_id)
     return _detail(row, request.app.state.resources)
 
 
-@router.get("/{item_id}/audio", response_class=FileResponse, responses={206: {}, 416: {}})
-async def get_audio(item_id: str, request: Request) -> FileResponse:
+@router.get(
+    "/{item_id}/audio",
+    response_class=FileResponse,
+    responses={
+        **refusals(404),
+        200: content("audio/wav", "the whole recording", {"type": "string", "format": "binary"}),
+        206: {
+            "description": "the requested range (several ranges: multipart/byteranges)",
+            "content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}, "multipart/byteranges": {}},
+        },
+        416: content("text/plain", "the requested range is not satisfiable"),
+    },
+)
+async def get_audio(
+    item_id: str,
+    request: Request,
+    range_: Annotated[str | None, Header(alias="range", description="bytes=START-END, to seek")] = None,
+) -> FileResponse:
     """The recording (WAV, 16-bit PCM, 8 kHz), with HTTP range requests for seeking."""
+    if range_ is not None and not _RANGE.fullmatch(range_.strip()):
+        # RFC 9110: a Range header that does not parse is ignored, and the whole file is sent
+        request.scope["headers"] = [(k, v) for k, v in request.scope["headers"] if k != b"range"]
     row = await load_item(_store(request), item_id)
     resources: Resources = request.app.state.resources
     path = resolve_audio(resources.settings.recordings_dir, row.audio_path) if row.audio_path else None
@@ -198,7 +230,7 @@ async def get_audio(item_id: str, request: Request) -> FileResponse:
     )
 
 
-@router.patch("/{item_id}", response_model=ItemDetail)
+@router.patch("/{item_id}", response_model=ItemDetail, responses={**refusals(404, 409), **CHANGES})
 async def change_item(item_id: str, change: ItemChange, request: Request, user: AnyStaff) -> ItemDetail:
     """Work a message. Status changes follow the workflow (409 otherwise); every change is audited."""
     resources: Resources = request.app.state.resources

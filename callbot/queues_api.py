@@ -8,14 +8,15 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel
 
-from callbot.access.guard import OPS, OpsUser, Require
+from callbot.access.guard import ACD, AcdUser, Require
+from callbot.api_docs import CHANGES, STAFF, refusals
 from callbot.errors import StorageError
 from callbot.resources import Resources
 from routing.queue_state import queue_status
 from routing.routing_config import AgentStatus
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/api", tags=["routing"], dependencies=[Depends(Require(OPS))])
+router = APIRouter(prefix="/api", tags=["routing"], dependencies=[Depends(Require(ACD))], responses=STAFF)
 
 
 class QueueOut(BaseModel):
@@ -86,8 +87,8 @@ async def list_agents(request: Request) -> list[AgentOut]:
     return [_agent_out(resources, agent_id) for agent_id in resources.folder.routing.agents]
 
 
-@router.put("/agents/{agent_id}/status", response_model=StatusOut)
-async def set_agent_status(agent_id: str, body: StatusIn, request: Request, user: OpsUser) -> StatusOut:
+@router.put("/agents/{agent_id}/status", response_model=StatusOut, responses={**refusals(404), **CHANGES})
+async def set_agent_status(agent_id: str, body: StatusIn, request: Request, user: AcdUser) -> StatusOut:
     """Report an agent's status (``available``, ``busy``, ``wrap_up``, ``offline``), as an ACD or a softphone
     does on every change. Routing uses it at once; it is stored so that a restart keeps it."""
     resources: Resources = request.app.state.resources

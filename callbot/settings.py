@@ -69,6 +69,29 @@ class Settings(BaseSettings):
         default=5.0, gt=0, description="a call whose media has not connected by then is handed to the failover queue"
     )
 
+    # --- limits at the edge (docs/access.md) ---
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body (telephony webhooks: at most 64 KiB)"
+    )
+    max_config_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="largest body of a bot folder file saved from the console"
+    )
+    webhook_rate_per_s: float = Field(
+        default=20.0, ge=0, description="telephony webhook requests per second per source address (0: no limit)"
+    )
+    webhook_burst: int = Field(default=60, ge=1, description="telephony webhook requests a source may send at once")
+
+    # --- calls that will never end on their own (docs/call-path.md) ---
+    stale_ringing_s: float = Field(
+        default=300.0, gt=0, description="a call whose webhook came but no media stream did is closed as expired"
+    )
+    call_heartbeat_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="each instance says this often which calls it carries; a call unreported for three "
+        "heartbeats (its instance crashed) is closed as interrupted",
+    )
+
     rasa_url: str | None = Field(default=None, description="External Rasa server; when unset a sidecar is started")
     rasa_token: SecretStr | None = Field(default=None, description="auth token of the external Rasa server")
     rasa_venv: Path = Path(".venv-rasa")

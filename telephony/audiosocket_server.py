@@ -32,6 +32,7 @@ class TcpPipe:
         self._reader, self._writer = reader, writer
         self._opened = time.monotonic()
         self.received = 0
+        self.lost: str | None = None
         self.ticking = True
         """Until the call starts, an idle read returns b"" every TICK_S: the codec hears the clock."""
 
@@ -46,7 +47,8 @@ class TcpPipe:
                 log.warning("AudioSocket connection closed: no UUID within %.0f s", UUID_TIMEOUT_S)
                 return None
             return b""
-        except (ConnectionError, OSError):
+        except (ConnectionError, OSError) as exc:
+            self.lost = f"the TCP connection broke: {exc.__class__.__name__}"
             return None
         if not data:
             return None
@@ -108,8 +110,8 @@ def _identify(resources: Resources) -> Identify:
     async def identify(start: StreamStart) -> Identified:
         """The call an ARI channel set up for this UUID, or a new call (the dialplan's AudioSocket())."""
         call_id = start.stream_id.replace("-", "")
-        expected = resources.expected_streams.get(call_id)
-        if expected is not None:  # set up through ARI moments ago
+        expected = resources.expected_streams.pop(call_id, None)
+        if expected is not None:  # set up through ARI moments ago (each stream it sets up is used once)
             return call_id, expected
         try:
             known = await resources.store.call_exists(call_id)
@@ -117,7 +119,8 @@ def _identify(resources: Resources) -> Identify:
             log.error("[call %s] database unavailable at call start: %s", call_id, exc)
             return call_id, {}  # the caller is answered all the same; the turns wait for the database
         if known:
-            return call_id, {}
+            # a call's media is one connection: a UUID seen before is a replay or a dialplan reusing it
+            raise Refused(f"UUID {start.stream_id} already had its media stream")
         if resources.settings.audiosocket_known_calls_only:
             raise Refused(f"UUID {start.stream_id} is not a call set up through ARI")
         try:

@@ -23,7 +23,7 @@ from callbot.errors import StorageError
 from callbot.frames import StreamStart
 from callbot.resources import Resources
 from telephony.chan_websocket_codec import ChanWebSocketCodec
-from telephony.websocket_pipe import ServerWebSocketPipe
+from telephony.websocket_pipe import ServerWebSocketPipe, lost_by
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -97,11 +97,13 @@ class ClientWebSocketPipe:
 
     def __init__(self, connection: websockets.ClientConnection) -> None:
         self._ws = connection
+        self.lost: str | None = None
 
     async def receive(self) -> WireMessage | None:
         try:
             return await self._ws.recv()
-        except websockets.ConnectionClosed:
+        except websockets.ConnectionClosed as exc:
+            self.lost = lost_by(exc.rcvd.code if exc.rcvd is not None else None)
             return None
 
     async def send(self, message: WireMessage) -> None:

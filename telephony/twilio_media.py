@@ -48,8 +48,12 @@ async def _refusal(websocket: WebSocket, resources: Resources, call_id: str) -> 
     if call_id in resources.active_calls:
         return "a media stream is already open for this call"
     try:
+        # each stream is granted once (by the incoming-call webhook, or to take a message): a replayed
+        # handshake, or a second stream for the call, finds nothing left to claim
+        if await resources.store.claim_stream(call_id):
+            return None
         exists = await resources.store.call_exists(call_id)
     except StorageError:
         # the webhook created the call moments ago; a database outage must not leave the caller in silence
         return None
-    return None if exists else f"unknown call id {call_id[:64]!r}"
+    return "this call's media stream was already used" if exists else f"unknown call id {call_id[:64]!r}"

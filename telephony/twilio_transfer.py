@@ -10,16 +10,29 @@ from callbot.call.turn_log import last_intent
 from callbot.errors import StorageError
 from callbot.resources import Resources
 from telephony import twiml
-from telephony.twilio_webhook import mailbox_twiml, read_form, verify_signature, xml_response
+from telephony.twilio_webhook import (
+    TWILIO_FORM,
+    WEBHOOK_RESPONSES,
+    known_call,
+    mailbox_twiml,
+    read_form,
+    verify_signature,
+    xml_response,
+)
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/twilio", tags=["twilio"])
+router = APIRouter(prefix="/twilio", tags=["twilio"], responses=WEBHOOK_RESPONSES)
 
 FAILED = frozenset({"busy", "no-answer", "failed", "canceled", "queue-full", "error", "system-error"})
 """``DialCallStatus`` / ``QueueResult`` values meaning the caller never reached an agent."""
 
 
-@router.post("/whisper/{call_id}", summary="Whisper to the agent who answers a transfer, before connecting")
+@router.post(
+    "/whisper/{call_id}",
+    summary="Whisper to the agent who answers a transfer, before connecting",
+    response_class=Response,
+    openapi_extra=TWILIO_FORM,
+)
 async def whisper(call_id: str, request: Request) -> Response:
     resources: Resources = request.app.state.resources
     params = await read_form(request)
@@ -39,11 +52,17 @@ async def whisper(call_id: str, request: Request) -> Response:
     return xml_response(twiml.say(text, resources.bot.language))
 
 
-@router.post("/transfer/{call_id}", summary="Result of a transfer (<Dial> or <Enqueue> action callback)")
+@router.post(
+    "/transfer/{call_id}",
+    summary="Result of a transfer (<Dial> or <Enqueue> action callback)",
+    response_class=Response,
+    openapi_extra=TWILIO_FORM,
+)
 async def transfer_result(call_id: str, request: Request) -> Response:
     resources: Resources = request.app.state.resources
     params = await read_form(request)
     verify_signature(request, resources, params)
+    await known_call(resources, call_id, params)
     result = params.get("DialCallStatus") or params.get("QueueResult") or "unknown"
     waited = resources.live.dequeue(call_id)
     wait_s = _seconds(params.get("QueueTime")) if "QueueResult" in params else None
@@ -59,7 +78,7 @@ async def transfer_result(call_id: str, request: Request) -> Response:
         resources.metrics.stage_failures.labels("transfer").inc()
         log.warning("[call %s] transfer failed (%s): taking a message", call_id, result)
         caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
-        document = mailbox_twiml(
+        document = await mailbox_twiml(
             resources, request, call_id, "no_agent", caller, called, announce=resources.tts is None
         )
         return xml_response(document)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.requests import HTTPConnection
 
+from callbot.api_docs import content, refusals
 from callbot.call.handover import failover_outcome
 from callbot.call.outcome import CallOutcome, target_from_json
 from callbot.errors import StorageError
@@ -17,9 +19,43 @@ from telephony import twiml
 from telephony.twilio_signature import is_valid_signature
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/twilio", tags=["twilio"])
+TWILIO_FORM = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        name: {"type": "string", "maxLength": 256}
+                        for name in (
+                            "CallSid",
+                            "AccountSid",
+                            "From",
+                            "To",
+                            "CallStatus",
+                            "DialCallStatus",
+                            "QueueResult",
+                            "QueueTime",
+                        )
+                    },
+                    "required": ["CallSid"],
+                }
+            }
+        },
+    }
+}
+"""The form Twilio posts (the fields our webhooks read; Twilio sends more), for the OpenAPI document: the
+handlers read the form themselves, after the signature check."""
+WEBHOOK_RESPONSES = {
+    **refusals(400, 403, 404, 413, 415, 429),
+    200: content("application/xml", "TwiML: what the provider does with the call next"),
+}
+router = APIRouter(prefix="/twilio", tags=["twilio"], responses=WEBHOOK_RESPONSES)
 
 MAX_FORM_FIELDS = 100
+CALL_ID = re.compile(r"[0-9a-f]{32}")
+"""Our call ids (uuid4 hex): anything else in a callback URL names no call of ours."""
 TWIML_TARGETS = frozenset({"number", "sip", "queue"})
 """Targets TwiML can reach (``dialplan`` and ``endpoint`` targets are Asterisk's)."""
 
@@ -53,8 +89,14 @@ async def read_form(request: Request) -> dict[str, str]:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("application/x-www-form-urlencoded"):
         raise HTTPException(status_code=415, detail="expected application/x-www-form-urlencoded, as Twilio sends")
-    form = await request.form(max_fields=MAX_FORM_FIELDS)
-    return {key: value for key, value in form.items() if isinstance(value, str)}
+    try:
+        form = await request.form(max_fields=MAX_FORM_FIELDS)
+    except HTTPException:
+        raise
+    except Exception as exc:  # too many fields, a malformed body: the provider gets a clear 400
+        raise HTTPException(status_code=400, detail=f"malformed form: {exc}") from exc
+    # a NUL character is no part of any provider's field, and a database cannot store it
+    return {key: value.replace("\x00", "") for key, value in form.items() if isinstance(value, str)}
 
 
 def xml_response(document: str) -> Response:
@@ -89,11 +131,15 @@ def transfer_twiml(
     )
 
 
-def mailbox_twiml(
+async def mailbox_twiml(
     resources: Resources, request: Request, call_id: str, reason: str, caller: str, called: str, *, announce: bool
 ) -> str:
     """Reopen a media stream only to take a message (the call is not lost when no one can take it). With
     ``announce`` the provider says the prompt (the bot has no voice)."""
+    try:
+        await resources.store.grant_stream(call_id)
+    except StorageError as exc:  # the media route lets streams in while the database is down
+        log.error("[call %s] the message stream could not be granted: %s", call_id, exc)
     base = base_url(request, resources)
     bot = resources.bot
     parameters = {"callId": call_id, "caller": caller, "called": called, "mode": "mailbox", "reason": reason}
@@ -117,7 +163,7 @@ async def _failover_twiml(
         if why == "database_unavailable":
             return None  # the bot can still answer; its turns wait in memory for the database
         reason = outcome.reason or "no_agent"
-        return mailbox_twiml(resources, request, call_id, reason, caller, called, announce=resources.tts is None)
+        return await mailbox_twiml(resources, request, call_id, reason, caller, called, announce=resources.tts is None)
     try:
         await resources.store.finish_call(call_id, outcome, None, [why])
     except StorageError as exc:
@@ -126,7 +172,31 @@ async def _failover_twiml(
     return transfer_twiml(resources, request, call_id, outcome, resources.bot.prompts.technical_issue)
 
 
-@router.post("/voice", summary="Incoming call webhook (Twilio voice URL)")
+async def known_call(resources: Resources, call_id: str, params: dict[str, str]) -> None:
+    """A signed callback names a call: one we never saw (a malformed id is refused) or whose record was lost
+    is recorded now from what the provider says, so that a message stream can still be granted for it."""
+    if not CALL_ID.fullmatch(call_id):
+        raise HTTPException(status_code=404, detail="no such call")
+    try:
+        if await resources.store.call_exists(call_id):
+            return
+        log.warning("[call %s] callback for a call without a record; recording it now", call_id)
+        await resources.store.create_call(
+            call_id,
+            provider="twilio",
+            provider_call_id=params.get("CallSid", "")[:64],
+            from_number=params.get("From", "")[:64],
+            to_number=params.get("To", "")[:64],
+            bot=resources.bot.name[:64],
+            language=resources.bot.language,
+        )
+    except StorageError as exc:  # the media route lets streams in while the database is down
+        log.error("[call %s] database unavailable in a callback: %s", call_id, exc)
+
+
+@router.post(
+    "/voice", summary="Incoming call webhook (Twilio voice URL)", response_class=Response, openapi_extra=TWILIO_FORM
+)
 async def voice(request: Request) -> Response:
     resources: Resources = request.app.state.resources
     params = await read_form(request)
@@ -135,23 +205,29 @@ async def voice(request: Request) -> Response:
     if not call_sid:
         raise HTTPException(status_code=400, detail="CallSid is required")
     bot = resources.bot
-    call_id = uuid.uuid4().hex
     caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
-    try:
-        await resources.store.create_call(
-            call_id,
-            provider="twilio",
-            provider_call_id=call_sid[:64],
-            from_number=caller,
-            to_number=called,
-            bot=bot.name[:64],
-            language=bot.language,
-        )
-    except StorageError as exc:
-        log.error("[call %s] database unavailable at call start: %s", call_id, exc)
-        document = await _failover_twiml(resources, request, call_id, "database_unavailable", caller, called)
-        if document is not None:
-            return xml_response(document)
+    call_id = await _ringing_call(resources, call_sid[:64])
+    if call_id is not None:
+        # the same call's webhook again (a retry, a replayed request): the same call, not a second record
+        log.warning("[call %s] incoming-call webhook again for %s", call_id, call_sid[:64])
+    else:
+        call_id = uuid.uuid4().hex
+        try:
+            await resources.store.create_call(
+                call_id,
+                provider="twilio",
+                provider_call_id=call_sid[:64],
+                from_number=caller,
+                to_number=called,
+                bot=bot.name[:64],
+                language=bot.language,
+                streams_allowed=1,
+            )
+        except StorageError as exc:
+            log.error("[call %s] database unavailable at call start: %s", call_id, exc)
+            document = await _failover_twiml(resources, request, call_id, "database_unavailable", caller, called)
+            if document is not None:
+                return xml_response(document)
     if resources.tts is None:
         # without a voice the bot cannot greet: let the provider announce and hand the call to a human
         log.warning("[call %s] no voice installed, handing the call over", call_id)
@@ -169,11 +245,17 @@ async def voice(request: Request) -> Response:
     )
 
 
-@router.post("/action/{call_id}", summary="<Connect action> callback: carries out the call's decision")
+@router.post(
+    "/action/{call_id}",
+    summary="<Connect action> callback: carries out the call's decision",
+    response_class=Response,
+    openapi_extra=TWILIO_FORM,
+)
 async def action(call_id: str, request: Request) -> Response:
     resources: Resources = request.app.state.resources
     params = await read_form(request)
     verify_signature(request, resources, params)
+    await known_call(resources, call_id, params)
     outcome = await _outcome_of(resources, call_id)
     if outcome is None:
         # the stream ended without a decision (dropped connection, crash): a human takes the caller
@@ -188,11 +270,18 @@ async def action(call_id: str, request: Request) -> Response:
             # a target TwiML cannot reach (dialplan and endpoint targets are Asterisk's): the caller leaves a message
             log.error("[call %s] queue %s has no target Twilio can reach; taking a message", call_id, outcome.queue)
             caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
-            document = mailbox_twiml(
+            document = await mailbox_twiml(
                 resources, request, call_id, "no_agent", caller, called, announce=resources.tts is None
             )
         return xml_response(document)
     return xml_response(twiml.hangup())
+
+
+async def _ringing_call(resources: Resources, call_sid: str) -> str | None:
+    try:
+        return await resources.store.ringing_call("twilio", call_sid)
+    except StorageError:
+        return None
 
 
 async def _outcome_of(resources: Resources, call_id: str) -> CallOutcome | None:

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,7 +56,7 @@ def client(tmp_path: Path, joe_voice: Path) -> Iterator[TestClient]:
 
 
 def new_call(client: TestClient) -> str:
-    response = client.post("/twilio/voice", data={"CallSid": "CA" + "c" * 32, "From": "+33611111111"})
+    response = client.post("/twilio/voice", data={"CallSid": "CA" + uuid.uuid4().hex, "From": "+33611111111"})
     assert response.status_code == 200
     return response.text.split("/twilio/media/")[1].split('"')[0]
 

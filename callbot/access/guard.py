@@ -21,6 +21,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 EVERYONE: tuple[Role, ...] = ("admin", "ops", "trainee")
 OPS: tuple[Role, ...] = ("admin", "ops")
+ACD: tuple[Role, ...] = ("admin", "ops", "acd")
+"""Agent statuses and queue state: what an ACD needs, and all the ``acd`` role may do."""
+ADMIN: tuple[Role, ...] = ("admin",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +95,5 @@ async def check_csrf(request: Request, session: LoginSession) -> None:
 AnyStaff = Annotated[User, Depends(Require(EVERYONE))]
 """A logged-in user of any role (trainees included)."""
 OpsUser = Annotated[User, Depends(Require(OPS))]
+AcdUser = Annotated[User, Depends(Require(ACD))]
+"""An ACD's token, or an ops user."""

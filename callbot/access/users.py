@@ -1,4 +1,4 @@
-"""Users, their passwords (argon2id), login lockout, console sessions and API tokens, in the database.
+"""Users, their passwords (argon2id), console sessions and API tokens (expiring, revocable), in the database.
 
 Tokens (session cookies, API tokens) are random 256-bit values shown once; only their SHA-256 is stored, so a
 copy of the database does not let anyone log in.
@@ -17,7 +17,7 @@ from typing import Literal, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,9 +25,16 @@ from callbot.errors import CallbotError, StorageError
 from callbot.storage.database import in_transaction
 from callbot.storage.tables import ApiTokenRow, SessionRow, UserRow
 
-Role = Literal["admin", "ops", "trainee"]
-ROLES: tuple[Role, ...] = ("admin", "ops", "trainee")
+Role = Literal["admin", "ops", "trainee", "acd"]
+ROLES: tuple[Role, ...] = ("admin", "ops", "trainee", "acd")
+"""``acd``: a program (an ACD, a softphone) reporting agent statuses and reading queue state, nothing else."""
 SESSION_LIFETIME = timedelta(hours=12)
+TOKEN_LIFETIME = timedelta(days=365)
+"""API tokens expire after this unless created with another lifetime."""
+LAST_USE_PRECISION = timedelta(minutes=1)
+"""A token's last use is written at most this often (not on every request)."""
+TOKEN_ID_LENGTH = 12
+"""A token is named by the first characters of its SHA-256 (never by the token itself)."""
 MIN_PASSWORD_LENGTH = 12
 
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -51,6 +58,25 @@ class User:
     @property
     def label(self) -> str:
         return self.display_name or self.username
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    id: str
+    username: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+    def state(self, now: datetime | None = None) -> str:
+        """``active``, ``expired`` or ``revoked``."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or datetime.now(UTC)):
+            return "expired"
+        return "active"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +127,31 @@ class UserStore:
         return _user(row)
 
     def set_password(self, username: str, password: str) -> None:
+        """A new password; the user's console sessions and API tokens end (whoever knew the old one is out)."""
         check_password_strength(password)
 
         def update(s: Session) -> None:
             row = self._by_name(s, username)
             row.password_hash = _HASHER.hash(password)
             row.failed_logins, row.locked_until = 0, None
-            s.execute(delete(SessionRow).where(SessionRow.user_id == row.id))
+            _end_access(s, row.id)
 
         self._run(update)
+
+    def set_active(self, username: str, active: bool) -> None:
+        """Disable (or enable again) a user: a disabled user cannot log in, and their sessions and API tokens
+        end at once (enabling does not bring the tokens back)."""
+
+        def update(s: Session) -> None:
+            row = self._by_name(s, username)
+            row.active = active
+            if not active:
+                _end_access(s, row.id)
+
+        self._run(update)
+
+    def is_active(self, username: str) -> bool:
+        return self._run(lambda s: self._by_name(s, username).active)
 
     def set_language(self, user_id: int, language: str) -> None:
         def update(s: Session) -> None:
@@ -118,6 +160,12 @@ class UserStore:
                 row.language = language
 
         self._run(update)
+
+    def list_accounts(self) -> list[tuple[User, bool]]:
+        """Every user and whether they are enabled."""
+        return self._run(
+            lambda s: [(_user(r), r.active) for r in s.scalars(select(UserRow).order_by(UserRow.username))]
+        )
 
     def list_users(self) -> list[User]:
         return self._run(lambda s: [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.username))])
@@ -175,29 +223,65 @@ class UserStore:
 
     # --- API tokens ------------------------------------------------------------------------------------------
 
-    def new_api_token(self, username: str, name: str) -> str:
-        """A new API token acting as ``username`` (with its role); shown once, stored hashed."""
+    def new_api_token(self, username: str, name: str, lifetime: timedelta | None = TOKEN_LIFETIME) -> str:
+        """A new API token acting as ``username`` (with its role), valid for ``lifetime`` (None: until revoked);
+        shown once, stored hashed."""
         token = "cbt_" + secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
 
         def create(s: Session) -> None:
             row = self._by_name(s, username)
-            s.add(ApiTokenRow(id=token_hash(token), user_id=row.id, name=name[:64], created_at=datetime.now(UTC)))
+            if not row.active:
+                raise AccessError(f"user '{username}' is disabled")
+            expires = now + lifetime if lifetime is not None else None
+            s.add(ApiTokenRow(id=token_hash(token), user_id=row.id, name=name[:64], created_at=now, expires_at=expires))
 
         self._run(create)
         return token
 
     def api_user(self, token: str) -> User | None:
+        now = datetime.now(UTC)
+
         def load(s: Session) -> User | None:
             row = s.get(ApiTokenRow, token_hash(token))
-            if row is None:
+            if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
                 return None
             user = s.get(UserRow, row.user_id)
             if user is None or not user.active:
                 return None
-            row.last_used_at = datetime.now(UTC)
+            if row.last_used_at is None or now - row.last_used_at >= LAST_USE_PRECISION:
+                row.last_used_at = now
             return _user(user)
 
         return self._run(load)
+
+    def list_tokens(self, username: str | None = None) -> list[TokenInfo]:
+        """Every API token (of ``username``), newest first, with its last use and state."""
+
+        def load(s: Session) -> list[TokenInfo]:
+            query = select(ApiTokenRow, UserRow.username).join(UserRow, UserRow.id == ApiTokenRow.user_id)
+            if username is not None:
+                query = query.where(UserRow.username == self._by_name(s, username).username)
+            rows = s.execute(query.order_by(ApiTokenRow.created_at.desc())).all()
+            return [_token_info(row, name) for row, name in rows]
+
+        return self._run(load)
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke the token whose id (``callbot users token list``) is ``token_id``; revoking twice is harmless."""
+        token_id = token_id.strip().lower()
+        if len(token_id) != TOKEN_ID_LENGTH or not re.fullmatch(r"[0-9a-f]+", token_id):
+            raise AccessError(f"'{token_id[:64]}' is not a token id (12 hex digits, from `callbot users token list`)")
+
+        def revoke(s: Session) -> TokenInfo:
+            row = s.scalar(select(ApiTokenRow).where(ApiTokenRow.id.startswith(token_id)))
+            if row is None:
+                raise AccessError(f"no token '{token_id}'; `callbot users token list` shows them")
+            row.revoked_at = row.revoked_at or datetime.now(UTC)
+            user = s.get(UserRow, row.user_id)
+            return _token_info(row, user.username if user else "?")
+
+        return self._run(revoke)
 
     # --- plumbing --------------------------------------------------------------------------------------------
 
@@ -220,6 +304,22 @@ def _verify(password_hash: str, password: str) -> bool:
         return _HASHER.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+def _end_access(s: Session, user_id: int) -> None:
+    """End a user's console sessions and revoke their API tokens."""
+    s.execute(delete(SessionRow).where(SessionRow.user_id == user_id))
+    s.execute(
+        update(ApiTokenRow)
+        .where(ApiTokenRow.user_id == user_id, ApiTokenRow.revoked_at.is_(None))
+        .values(revoked_at=datetime.now(UTC))
+    )
+
+
+def _token_info(row: ApiTokenRow, username: str) -> TokenInfo:
+    return TokenInfo(
+        row.id[:TOKEN_ID_LENGTH], username, row.name, row.created_at, row.last_used_at, row.expires_at, row.revoked_at
+    )
 
 
 def _user(row: UserRow) -> User:

@@ -113,6 +113,10 @@ class LineCodec(Protocol):
 class Pipe(Protocol):
     """The connection that carries one call's wire messages (a WebSocket, a TCP stream)."""
 
+    lost: str | None
+    """Once receive() returned None: why the connection broke (an abnormal close code, a reset), or None when
+    the peer closed it normally (the caller hung up)."""
+
     async def receive(self) -> WireMessage | None:
         """The peer's next message, or None once the connection is gone."""
         ...

@@ -70,6 +70,9 @@ class CallSession:
         """Every stage has stopped and the outcome is stored."""
         self.line_dropped = False
         """Whether the call ended because the line went (the caller hung up, or the media was lost), not the bot."""
+        self.lost: str | None = None
+        """Why the media stream broke (not the caller hanging up): with no decision yet, none is stored, so that
+        whoever carries the call on hands the caller to a human."""
         self.first_audio_ms: float | None = None
         self.degraded: list[str] = []
         self._events: asyncio.Queue[SessionEvent] = asyncio.Queue()
@@ -138,14 +141,20 @@ class CallSession:
     def mark(self, name: str) -> None:
         self.player.mark_played(name)
 
+    def lose_line(self, why: str) -> None:
+        """The media stream broke under the call (a protocol violation, a message too large, a network cut)."""
+        self.lost = why
+        self.hang_up()
+
     def hang_up(self) -> None:
         self._hung_up.set()
         if self._message is not None:
             self._message.end("hangup")
         self._events.put_nowait(HangUp())
 
-    async def close(self) -> CallOutcome:
-        """Stop every stage and store the outcome; safe to call more than once."""
+    async def close(self) -> CallOutcome | None:
+        """Stop every stage and store the outcome (None: the stream broke before a decision); safe to call more
+        than once."""
         if self._dialogue is not None and not self._dialogue.done():
             self.hang_up()
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
@@ -157,6 +166,9 @@ class CallSession:
             if rec.audio_seconds > 0:
                 self.res.metrics.asr_rtf.observe(rec.cpu_seconds / rec.audio_seconds)
         await self.player.stop()
+        if self.outcome is None and self.lost is not None:
+            await self._close_lost()
+            return None
         outcome = self.outcome or self._hangup_outcome()
         self.outcome = outcome
         self.res.outcomes[self.call_id] = outcome
@@ -170,6 +182,19 @@ class CallSession:
             await self._count(outcome)
         self.closed.set()
         return outcome
+
+    async def _close_lost(self) -> None:
+        """The stream broke before the bot decided: the call is stored ``interrupted`` with no outcome, which
+        sends the caller to the failover queue or the mailbox (Twilio's action callback, ARI)."""
+        self.log.warning("the media stream broke before a decision (%s); the call goes to a human", self.lost)
+        self.res.metrics.stage_failures.labels("stream").inc()
+        self.degraded = sorted({*self.degraded, "stream_lost"})
+        await self.turns.close()
+        try:
+            await self.res.store.interrupt_call(self.call_id, self.first_audio_ms, self.degraded)
+        except StorageError as exc:
+            self.log.error("the interrupted call could not be stored: %s", exc)
+        self.closed.set()
 
     async def _count(self, outcome: CallOutcome) -> None:
         counts = counters(outcome, self.turns.turns)
@@ -189,7 +214,8 @@ class CallSession:
             while self.outcome is None:
                 event = await self._next_event()
                 if isinstance(event, HangUp):
-                    self.outcome = self._hangup_outcome()
+                    if self.lost is None:  # a broken stream is no decision of the caller's
+                        self.outcome = self._hangup_outcome()
                     break
                 caller_event, started = await self._understand(event)
                 if caller_event is None:

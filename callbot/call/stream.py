@@ -119,6 +119,8 @@ class Stream:
     session: CallSession | None = None
     closer: asyncio.Task[None] | None = None
     errors: int = 0
+    sent_away: str | None = None
+    """Why we closed the stream on the peer (a protocol violation): the call did not end, its stream broke."""
 
 
 async def run_stream(
@@ -173,7 +175,7 @@ async def _receive(stream: Stream) -> None:
                     return
                 if unstarted >= MAX_UNSTARTED_MESSAGES:
                     stream.log.warning("stream closed: no start after %d messages", unstarted)
-                    await stream.pipe.close(POLICY_VIOLATION, "the stream never started")
+                    await _send_away(stream, "the stream never started")
                     return
             elif isinstance(frame, AudioIn):
                 session.feed_audio(frame.pcm)
@@ -227,8 +229,13 @@ async def _reject(stream: Stream, reason: str) -> bool:
     )
     if stream.errors < MAX_PROTOCOL_ERRORS:
         return True
-    await stream.pipe.close(POLICY_VIOLATION, "too many invalid messages")
+    await _send_away(stream, "too many invalid messages")
     return False
+
+
+async def _send_away(stream: Stream, why: str) -> None:
+    stream.sent_away = why
+    await stream.pipe.close(POLICY_VIOLATION, why)
 
 
 async def _close_when_ended(stream: Stream) -> None:
@@ -253,7 +260,11 @@ async def _finish(stream: Stream) -> CallOutcome | None:
     if session is None:
         await stream.pipe.close(NORMAL_CLOSURE)
         return None
-    session.hang_up()
+    lost = stream.sent_away or stream.pipe.lost
+    if lost is not None:
+        session.lose_line(lost)  # the caller is still there: without a decision, a human takes the call
+    else:
+        session.hang_up()
     outcome = await session.close()
     resources = stream.resources
     resources.active_calls.pop(session.call_id, None)

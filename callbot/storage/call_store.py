@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from callbot.call.outcome import CallOutcome, target_to_json
@@ -50,7 +50,10 @@ class CallStore:
         to_number: str,
         bot: str,
         language: str,
+        streams_allowed: int = 0,
     ) -> None:
+        """A new call, ``ringing``; ``streams_allowed`` media streams may be opened for it later (a transport
+        whose stream creates the call has already opened its one)."""
         row = CallRow(
             id=call_id,
             provider=provider,
@@ -62,8 +65,68 @@ class CallStore:
             status="ringing",
             created_at=datetime.now(UTC),
             degraded=[],
+            streams_allowed=streams_allowed,
         )
         await self._run(lambda s: s.add(row))
+
+    async def claim_stream(self, call_id: str) -> bool:
+        """Use up one of the call's granted media streams; False when none is left (a replayed or second
+        stream, a call that ended). Atomic, whichever instance asks."""
+
+        def claim(s: Session) -> bool:
+            claimed = s.execute(
+                update(CallRow)
+                .where(CallRow.id == call_id, CallRow.streams_allowed > 0)
+                .values(streams_allowed=CallRow.streams_allowed - 1)
+            )
+            return bool(claimed.rowcount)  # type: ignore[attr-defined]
+
+        return await self._run(claim)
+
+    async def grant_stream(self, call_id: str) -> None:
+        """Let the call open one more media stream (to take a message after its dialogue ended)."""
+        await self._run(lambda s: s.execute(update(CallRow).where(CallRow.id == call_id).values(streams_allowed=1)))
+
+    async def still_on(self, call_ids: list[str]) -> None:
+        """The calls this instance carries are still on (see ``interrupt_stale``)."""
+        if call_ids:
+            now = datetime.now(UTC)
+            await self._run(lambda s: s.execute(update(CallRow).where(CallRow.id.in_(call_ids)).values(seen_at=now)))
+
+    async def expire_stale(self, ringing_before: datetime, unseen_before: datetime) -> tuple[int, int]:
+        """Close the calls that will never end on their own: ``ringing`` since before ``ringing_before`` (the
+        webhook came, no stream ever did) become ``expired``; ``in_progress`` ones no instance has reported
+        since ``unseen_before`` (the instance carrying them crashed) become ``interrupted``. How many of each."""
+        now = datetime.now(UTC)
+
+        def close(s: Session) -> tuple[int, int]:
+            expired = s.execute(
+                update(CallRow)
+                .where(CallRow.status == "ringing", CallRow.created_at < ringing_before)
+                .values(status="expired", ended_at=now, streams_allowed=0)
+            )
+            interrupted = s.execute(
+                update(CallRow)
+                .where(
+                    CallRow.status == "in_progress",
+                    func.coalesce(CallRow.seen_at, CallRow.stream_started_at, CallRow.created_at) < unseen_before,
+                )
+                .values(status="interrupted", ended_at=now, streams_allowed=0)
+            )
+            return expired.rowcount, interrupted.rowcount  # type: ignore[attr-defined]
+
+        return await self._run(close)
+
+    async def ringing_call(self, provider: str, provider_call_id: str) -> str | None:
+        """Our id of the provider's call when it is still ringing here (a webhook sent again for it)."""
+
+        def find(s: Session) -> str | None:
+            query = select(CallRow.id).where(
+                CallRow.provider == provider, CallRow.provider_call_id == provider_call_id, CallRow.status == "ringing"
+            )
+            return s.scalar(query.limit(1))
+
+        return await self._run(find)
 
     async def call_exists(self, call_id: str) -> bool:
         return await self._run(lambda s: s.get(CallRow, call_id) is not None)
@@ -74,7 +137,7 @@ class CallStore:
         def update(s: Session) -> None:
             row = _get(s, call_id)
             row.status = "in_progress"
-            row.stream_started_at = datetime.now(UTC)
+            row.stream_started_at = row.seen_at = datetime.now(UTC)
             row.degraded = degraded
             row.transport = transport or row.transport
             row.line_codec = line_codec or row.line_codec
@@ -123,6 +186,20 @@ class CallStore:
                 row.first_audio_ms = first_audio_ms
             if degraded is not None:
                 row.degraded = sorted(set(degraded))
+
+        await self._run(update)
+
+    async def interrupt_call(self, call_id: str, first_audio_ms: float | None, degraded: list[str]) -> None:
+        """The call's media stream broke before a decision: no outcome yet (the failover that takes the caller
+        on records one)."""
+
+        def update(s: Session) -> None:
+            row = _get(s, call_id)
+            row.status = "interrupted"
+            row.ended_at = datetime.now(UTC)
+            if first_audio_ms is not None:
+                row.first_audio_ms = first_audio_ms
+            row.degraded = sorted(set(degraded))
 
         await self._run(update)
 

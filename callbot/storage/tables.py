@@ -38,7 +38,12 @@ class CallRow(Base):
     to_number: Mapped[str] = mapped_column(String(64), default="")
     bot: Mapped[str] = mapped_column(String(64), default="")
     language: Mapped[str] = mapped_column(String(8), default="")
-    status: Mapped[str] = mapped_column(String(16), default="ringing")
+    status: Mapped[str] = mapped_column(String(16), default="ringing", index=True)
+    """ringing, in_progress, completed; expired (no stream ever came) or interrupted (cut off by a crash)"""
+    streams_allowed: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Media streams the call may still open: each is granted once (the webhook, a stream to take a message)."""
+    seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """Last time the instance carrying the call said it was still on; a call no one carries is interrupted."""
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     outcome_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -129,6 +134,8 @@ class ApiTokenRow(Base):
     name: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class MailboxItemRow(Base):

@@ -12,11 +12,18 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from callbot.access.guard import authenticate
-from callbot.web import auth_pages, dashboard_pages, mailbox_pages, ops_pages, softphone
+from callbot.web import access_pages, auth_pages, dashboard_pages, mailbox_pages, ops_pages, softphone
 from callbot.web.i18n import translate
 from callbot.web.render import STATIC, LoginRequired, page, redirect
 
-PAGE_ROUTERS = (auth_pages.router, mailbox_pages.router, ops_pages.router, dashboard_pages.router, softphone.router)
+PAGE_ROUTERS = (
+    auth_pages.router,
+    mailbox_pages.router,
+    ops_pages.router,
+    dashboard_pages.router,
+    softphone.router,
+    access_pages.router,
+)
 """Every router of the console (the security tests enumerate their routes)."""
 
 

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from callbot import __version__
-from callbot.access.guard import EVERYONE, OPS, Principal, authenticate, check_csrf
+from callbot.access.guard import ADMIN, EVERYONE, OPS, Principal, authenticate, check_csrf
 from callbot.access.users import Role, User
 from callbot.web.i18n import pick_language, translate
 
@@ -53,6 +53,7 @@ class RequirePage:
 
 StaffPage = Annotated[Principal, Depends(RequirePage(EVERYONE))]
 OpsPage = Annotated[Principal, Depends(RequirePage(OPS))]
+AdminPage = Annotated[Principal, Depends(RequirePage(ADMIN))]
 
 
 def page(

@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -90,6 +91,44 @@ def test_api_tokens_act_as_their_user(users: UserStore) -> None:
     assert users.api_user(token + "x") is None
 
 
+def test_tokens_expire_and_can_be_revoked_and_listed_with_their_last_use(users: UserStore) -> None:
+    users.add_user("acd", TEST_PASSWORD, "acd")
+    kept, revoked = users.new_api_token("acd", "acd-1"), users.new_api_token("acd", "acd-2")
+    expired = users.new_api_token("acd", "old", lifetime=timedelta(seconds=-1))
+    forever = users.new_api_token("acd", "forever", lifetime=None)
+    assert users.api_user(kept) is not None and users.api_user(expired) is None
+    listed = {t.name: t for t in users.list_tokens("acd")}
+    assert listed["acd-1"].last_used_at is not None and listed["acd-2"].last_used_at is None
+    assert listed["forever"].expires_at is None and listed["old"].state() == "expired"
+    assert listed["acd-1"].expires_at is not None and listed["acd-1"].expires_at - datetime.now(UTC) > timedelta(
+        days=364
+    )
+    assert all(len(t.id) == 12 and t.id not in revoked for t in listed.values()), "an id never reveals the token"
+    assert users.revoke_token(listed["acd-2"].id).state() == "revoked"
+    assert users.api_user(revoked) is None and users.api_user(kept) is not None and users.api_user(forever) is not None
+    with pytest.raises(AccessError, match="no token"):
+        users.revoke_token("0" * 12)
+    with pytest.raises(AccessError, match="not a token id"):
+        users.revoke_token("../../etc")
+
+
+def test_disabling_a_user_or_changing_the_password_ends_sessions_and_tokens(users: UserStore) -> None:
+    users.add_user("lea", TEST_PASSWORD, "ops")
+    session, token = users.login("lea", TEST_PASSWORD), users.new_api_token("lea", "script")
+    users.set_active("lea", False)
+    assert users.session(session.token) is None and users.api_user(token) is None
+    with pytest.raises(AccessError):
+        users.login("lea", TEST_PASSWORD)
+    with pytest.raises(AccessError, match="disabled"):
+        users.new_api_token("lea", "again")
+    users.set_active("lea", True)
+    assert users.api_user(token) is None, "enabling a user does not bring old tokens back"
+    session, token = users.login("lea", TEST_PASSWORD), users.new_api_token("lea", "script")
+    users.set_password("lea", "a brand new password")
+    assert users.session(session.token) is None and users.api_user(token) is None
+    assert {t.state() for t in users.list_tokens("lea")} == {"revoked"}
+
+
 def test_users_command(tmp_path: Path) -> None:
     env = {**os.environ, "CALLBOT_DATA_DIR": str(tmp_path / "data")}
 
@@ -112,6 +151,14 @@ def test_users_command(tmp_path: Path) -> None:
     assert cli("list").stdout.splitlines() == ["ines\ttrainee\tfr\tInès"]
     token = cli("token", "ines").stdout.strip()
     assert token.startswith("cbt_")
+    assert cli("token", "create", "ines", "--name", "acd", "--expires-days", "0").stdout.startswith("cbt_")
+    listed = cli("token", "list").stdout.splitlines()
+    assert listed[0].startswith("id\tuser\tname\tstate") and len(listed) == 3
+    token_id = next(line.split("\t")[0] for line in listed[1:] if "\tacd\t" in line)
+    assert "revoked" in cli("token", "revoke", token_id).stdout
+    assert "\trevoked\t" in cli("token", "list", "ines").stdout
+    assert cli("token", "revoke", "nope").returncode == 1
+    assert "disabled" in cli("disable", "ines").stdout and cli("enable", "ines").returncode == 0
     assert cli("passwd", "ines", "--password-stdin", stdin="yet another password\n").returncode == 0
     unknown = cli("passwd", "nobody", "--password-stdin", stdin=TEST_PASSWORD)
     assert unknown.returncode == 1 and "no user 'nobody'" in unknown.stderr
@@ -149,13 +196,13 @@ def test_session_cookie_needs_the_csrf_token_to_change_anything(app_client: Test
     assert app_client.put(url, json={"status": "busy"}, headers={"X-CSRF-Token": csrf}).status_code == 200
 
 
-ROLES = ("trainee", "ops", "admin")
+ROLES = ("trainee", "ops", "admin", "acd")
 EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/calls"): {"ops", "admin"},
     ("GET", "/api/calls/{call_id}"): {"ops", "admin"},
-    ("GET", "/api/queues"): {"ops", "admin"},
-    ("GET", "/api/agents"): {"ops", "admin"},
-    ("PUT", "/api/agents/{agent_id}/status"): {"ops", "admin"},
+    ("GET", "/api/queues"): {"ops", "admin", "acd"},
+    ("GET", "/api/agents"): {"ops", "admin", "acd"},
+    ("PUT", "/api/agents/{agent_id}/status"): {"ops", "admin", "acd"},
     ("GET", "/api/mailbox"): {"trainee", "ops", "admin"},
     ("GET", "/api/mailbox/export.csv"): {"ops", "admin"},
     ("GET", "/api/mailbox/{item_id}"): {"trainee", "ops", "admin"},

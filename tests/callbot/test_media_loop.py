@@ -31,6 +31,7 @@ class ScriptedPipe:
         self.incoming: asyncio.Queue[WireMessage | None] = asyncio.Queue()
         self.sent: list[tuple[float, WireMessage]] = []
         self.closed: int | None = None
+        self.lost: str | None = None
 
     async def receive(self) -> WireMessage | None:
         return await self.incoming.get()
@@ -124,8 +125,8 @@ async def test_chan_websocket_flushes_within_200_ms_of_a_key_and_honours_xoff(re
 
 
 async def test_a_peer_that_keeps_sending_junk_is_closed_after_its_error_budget(resources: Resources) -> None:
-    pipe = ScriptedPipe()
-    stream = asyncio.create_task(run_stream(pipe, ChanWebSocketCodec(), resources, new_call(resources)))
+    pipe, ids = ScriptedPipe(), []
+    stream = asyncio.create_task(run_stream(pipe, ChanWebSocketCodec(), resources, new_call(resources, ids)))
     pipe.incoming.put_nowait(
         "MEDIA_START connection_id:c1 channel:WebSocket/callbot/0x1 channel_id:1.1 format:slin optimal_frame_size:320"
     )
@@ -136,7 +137,11 @@ async def test_a_peer_that_keeps_sending_junk_is_closed_after_its_error_budget(r
     pipe.incoming.put_nowait(b"\x00")  # an odd number of bytes for 16-bit audio: the 50th
     outcome = await asyncio.wait_for(stream, 10)
     assert pipe.closed == POLICY_VIOLATION
-    assert outcome is not None and outcome.outcome == "hangup"
+    # the caller did not hang up: the call is stored interrupted, with no decision, so that a human takes it
+    assert outcome is None
+    stored = await resources.store.get_call(ids[0])
+    assert stored is not None and (stored.status, stored.outcome) == ("interrupted", None)
+    assert "stream_lost" in stored.degraded
 
 
 class ClockSink:

@@ -58,6 +58,9 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("POST", "/ops/training/train"): {"ops", "admin"},
     ("POST", "/ops/training/publish"): {"ops", "admin"},
     ("GET", "/ops/test-call"): {"ops", "admin"},
+    ("GET", "/admin/access"): {"admin"},
+    ("POST", "/admin/users/{username}/active"): {"admin"},
+    ("POST", "/admin/tokens/{token_id}/revoke"): {"admin"},
 }
 """Who may open each page. A page missing here fails the test: decide who may use it first."""
 
@@ -354,3 +357,26 @@ def test_the_csv_export_neutralises_formulas_in_every_cell_and_opens_in_french_s
     plain = next(r for r in lines if r[0] == ITEM)
     assert dict(zip(header, plain, strict=True))["caller"] == "+33612345678", "a phone number stays as it is"
     assert app_client.get("/api/mailbox/export.csv?delimiter=x").status_code == 422
+
+
+def test_an_admin_revokes_a_token_and_disables_a_user_from_the_console(app_client: TestClient) -> None:
+    users: UserStore = app_client.app.state.users  # type: ignore[attr-defined]
+    users.add_user("acd.pbx", TEST_PASSWORD, "acd")
+    token = users.new_api_token("acd.pbx", '<b>acd</b> "pbx"')
+    assert app_client.get("/api/queues", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    assert app_client.get("/api/calls", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+    csrf = login(app_client, "admin")
+    listed = app_client.get("/admin/access")
+    assert "&lt;b&gt;acd&lt;/b&gt;" in listed.text and "<b>acd</b>" not in listed.text
+    token_id = users.list_tokens("acd.pbx")[0].id
+    assert f'id="revoke-{token_id}"' in listed.text and token not in listed.text
+    done = app_client.post(f"/admin/tokens/{token_id}/revoke", data={"csrf_token": csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    assert app_client.get("/api/queues", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    trainee_session = users.login("trainee.user", TEST_PASSWORD)
+    app_client.post("/admin/users/trainee.user/active", data={"active": "0", "csrf_token": csrf})
+    assert users.session(trainee_session.token) is None
+    assert 'id="enable-trainee.user"' in app_client.get("/admin/access").text
+    own = app_client.post("/admin/users/admin.user/active", data={"active": "0", "csrf_token": csrf})
+    assert own.status_code == 400 and users.is_active("admin.user")
+    assert app_client.post("/admin/tokens/zz/revoke", data={"csrf_token": csrf}).status_code == 404
