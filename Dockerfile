@@ -8,7 +8,6 @@ COPY nlu nlu
 COPY telephony telephony
 COPY routing routing
 COPY bots bots
-COPY models/manifest.json models/manifest.json
 RUN pip install --no-cache-dir .
 ENV CALLBOT_HOST=0.0.0.0 CALLBOT_PORT=8080 CALLBOT_DATA_DIR=/data CALLBOT_MODELS_DIR=/models
 VOLUME ["/data", "/models"]

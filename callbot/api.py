@@ -163,6 +163,8 @@ async def healthz(request: Request, response: Response) -> dict[str, Any]:
     sidecar = resources.sidecar
     if sidecar is not None and components["nlu"].state == "up" and sidecar.state != "up":
         components["nlu"] = Component(sidecar.state, f"Rasa sidecar is {sidecar.state}; calls go to the default queue")
+    elif sidecar is not None and components["nlu"].state != "up" and sidecar.state == "up":  # a retry succeeded
+        components["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {sidecar.model_path.name}")
     states = {name: c.state for name, c in components.items()}
     if states["database"] == "unavailable":
         status = "unavailable"
@@ -177,6 +179,47 @@ async def healthz(request: Request, response: Response) -> dict[str, Any]:
         "answers_cached": resources.warmed,
         "components": {name: {"state": c.state, "detail": c.detail} for name, c in components.items()},
     }
+
+
+class Readiness(BaseModel):
+    ready: bool
+    reasons: list[str]
+    """Why not, when not ready: the database, capacity."""
+    active_calls: int
+    max_calls: int
+
+
+@router.get("/livez", tags=["ops"])
+async def livez() -> dict[str, str]:
+    """The process answers (its event loop runs): a supervisor restarts it otherwise."""
+    return {"status": "alive"}
+
+
+@router.get(
+    "/readyz",
+    tags=["ops"],
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "send no new calls here: the reasons say why"}},
+)
+async def readyz(request: Request, response: Response) -> Readiness:
+    """Whether a load balancer should send new calls here: the database answers and calls are below
+    ``CALLBOT_MAX_CALLS``. Degraded speech or NLU does not make an instance unready (calls go to queues)."""
+    resources: Resources = request.app.state.resources
+    reasons = []
+    try:
+        await resources.store.ping()
+    except StorageError as exc:
+        reasons.append(f"database unavailable: {exc}")
+    if resources.at_capacity():
+        reasons.append(f"at capacity: {len(resources.active_calls)} calls (CALLBOT_MAX_CALLS)")
+    if reasons:
+        response.status_code = 503
+    return Readiness(
+        ready=not reasons,
+        reasons=reasons,
+        active_calls=len(resources.active_calls),
+        max_calls=resources.settings.max_calls,
+    )
 
 
 @router.get(

@@ -132,6 +132,11 @@ def _parser() -> argparse.ArgumentParser:
 
     add_mailbox_commands(commands)
 
+    db = commands.add_parser("db", help="the database").add_subparsers(title="db")
+    db.add_parser(
+        "upgrade", help="apply the schema migrations (callbot serve does it at startup; for deploy pipelines)"
+    ).set_defaults(run=_db_upgrade)
+
     call = commands.add_parser("call", help="place a simulated phone call against a running server")
     call.add_argument("audio", type=Path, help="WAV file the caller says (any rate; converted to 8 kHz mu-law)")
     call.add_argument("--url", default="http://127.0.0.1:8080")
@@ -359,6 +364,20 @@ def _read_password(from_stdin: bool) -> str:
     if getpass.getpass("again: ") != first:
         raise CallbotError("the two passwords differ")
     return first
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+
+    from callbot.storage.database import make_engine, migrate
+
+    engine = make_engine(Settings().effective_database_url)
+    migrate(engine)
+    with engine.connect() as connection:
+        revision = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    print(f"database at revision {revision} ({engine.url.render_as_string()})")
+    engine.dispose()
+    return 0
 
 
 def _users_add(args: argparse.Namespace) -> int:

@@ -122,6 +122,11 @@ class Resources:
     def bot(self) -> BotConfig:
         return self.folder.bot
 
+    def at_capacity(self) -> bool:
+        """Whether this instance carries ``max_calls`` calls already (a new one goes to a human at once)."""
+        limit = self.settings.max_calls
+        return bool(limit) and len(self.active_calls) >= limit
+
     def apply_folder(self, folder: BotFolder) -> None:
         """Use an edited bot folder from now on (calls in progress finish with the one they started with)."""
         self.live = self.live.rebase(folder.routing)
@@ -147,6 +152,12 @@ def load_resources(settings: Settings) -> Resources:
     bot = folder.bot
     engine = make_engine(settings.effective_database_url)
     migrate(engine)
+    if engine.dialect.name == "sqlite":
+        log.info(
+            "database: SQLite %s, for one instance only (several instances share a PostgreSQL database: "
+            "CALLBOT_DATABASE_URL=postgresql://...)",
+            engine.url.database,
+        )
     health = {"database": Component("up", engine.url.render_as_string(hide_password=True))}
     # each engine is loaded in its own named pool: threads it starts carry the engine's name
     asr_pool, tts_pool = engine_pool("vosk", 16), engine_pool("piper", 4)
@@ -304,12 +315,12 @@ async def start_nlu(resources: Resources) -> None:
         return
     try:
         await sidecar.start()
+        health["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {sidecar.model_path.name}")
     except CallbotError as exc:
-        health["nlu"] = Component("unavailable", f"{exc}; calls go to the default queue")
-        log.error("NLU unavailable: %s", exc)
-        return
+        # retried by the supervisor with a growing delay, for as long as the service runs
+        health["nlu"] = Component("unavailable", f"{exc}; retrying; calls go to the default queue")
+        log.error("NLU unavailable, retrying: %s", exc)
     sidecar.supervise()
-    health["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {sidecar.model_path.name}")
     await follow_training(resources)
 
 

@@ -81,6 +81,13 @@ class Settings(BaseSettings):
     )
     webhook_burst: int = Field(default=60, ge=1, description="telephony webhook requests a source may send at once")
 
+    max_calls: int = Field(
+        default=0,
+        ge=0,
+        description="calls this instance carries at most (0: no limit); beyond, a new call goes straight to the "
+        "failover queue (or the mailbox) and /readyz answers 503",
+    )
+
     # --- calls that will never end on their own (docs/call-path.md) ---
     stale_ringing_s: float = Field(
         default=300.0, gt=0, description="a call whose webhook came but no media stream did is closed as expired"

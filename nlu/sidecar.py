@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
+import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -35,6 +38,8 @@ class RasaSidecar:
         self.model_path = model_path
         self.port = port
         self.log_path = log_path
+        self.pid_path = log_path.with_name("rasa-sidecar.pid")
+        """The running sidecar's pid: a service killed without stopping it (SIGKILL) finds it at its next start."""
         self.start_timeout_s = start_timeout_s
         # Hex never starts with "-", which rasa's argument parser would take for an option.
         self.token = secrets.token_hex(24)
@@ -68,6 +73,7 @@ class RasaSidecar:
             str(self.port),
         ]
         self.state = "starting"
+        await asyncio.to_thread(self._stop_orphan)
         with self.log_path.open("ab") as log_file:
             self._process = await asyncio.create_subprocess_exec(
                 *command,
@@ -77,6 +83,7 @@ class RasaSidecar:
                 stdin=asyncio.subprocess.DEVNULL,
                 start_new_session=True,
             )
+        self.pid_path.write_text(f"{self._process.pid}\n")
         await self._wait_ready()
         self.state = "up"
         log.info("Rasa sidecar ready on %s (pid %s)", self.url, self._process.pid)
@@ -179,6 +186,29 @@ class RasaSidecar:
         except TimeoutError:
             process.kill()
             await process.wait()
+        with contextlib.suppress(OSError):
+            self.pid_path.unlink()
+
+    def _stop_orphan(self) -> None:
+        """A sidecar left running by a service that was killed holds the port: stop it (only if it is ours:
+        a Rasa launched by this launcher on this port), so that this start does not fail."""
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return
+        if _LAUNCH_RASA.encode() not in cmdline or str(self.port).encode() not in cmdline:
+            return
+        log.warning("stopping an orphaned Rasa sidecar (pid %d) left by a service that did not stop it", pid)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)  # its own session: the whole group, Rasa's children included
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            self.pid_path.unlink()
 
     def _log_tail(self, lines: int = 20) -> str:
         try:

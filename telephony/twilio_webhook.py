@@ -228,6 +228,12 @@ async def voice(request: Request) -> Response:
             document = await _failover_twiml(resources, request, call_id, "database_unavailable", caller, called)
             if document is not None:
                 return xml_response(document)
+    if resources.at_capacity():
+        # the bot could not answer this one in time: a human (or the mailbox) takes it, announced by the provider
+        log.warning("[call %s] at capacity (%d calls), handing the call over", call_id, len(resources.active_calls))
+        document = await _failover_twiml(resources, request, call_id, "capacity", caller, called)
+        if document is not None:
+            return xml_response(document)
     if resources.tts is None:
         # without a voice the bot cannot greet: let the provider announce and hand the call to a human
         log.warning("[call %s] no voice installed, handing the call over", call_id)

@@ -7,7 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
-from callbot.access.users import UserStore
+from callbot.access.users import AccessError, UserStore
 
 log = logging.getLogger(__name__)
 INITIAL_PASSWORD_FILE = "initial-admin-password"
@@ -19,7 +19,12 @@ def ensure_first_admin(users: UserStore, data_dir: Path) -> None:
     if users.count_users() > 0:
         return
     password = secrets.token_urlsafe(18)
-    users.add_user("admin", password, "admin", "Administrator")
+    try:
+        users.add_user("admin", password, "admin", "Administrator")
+    except AccessError:
+        # another instance sharing the database created it at the same instant: its data folder has the file
+        log.warning("first start: the user 'admin' was created by another instance sharing the database")
+        return
     path = data_dir / INITIAL_PASSWORD_FILE
     data_dir.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

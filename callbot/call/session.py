@@ -42,6 +42,8 @@ from routing.decision import (
 )
 
 log = logging.getLogger(__name__)
+DECISION_WRITE_S = 1.0
+"""The longest the hand-back of a decided call waits for the database."""
 
 SessionEvent = ListenerEvent | DtmfIn | HangUp
 
@@ -140,6 +142,17 @@ class CallSession:
 
     def mark(self, name: str) -> None:
         self.player.mark_played(name)
+
+    async def persist_decision(self) -> None:
+        """Store the decision before the line is handed back, so that any instance sharing the database can
+        carry it out; a slow or unavailable database delays the hand-back by at most a second (the decision is
+        in this instance's memory too, and in the database when the call is completed)."""
+        if self.outcome is None:
+            return
+        try:
+            await asyncio.wait_for(self.res.store.record_decision(self.call_id, self.outcome), DECISION_WRITE_S)
+        except (StorageError, TimeoutError) as exc:
+            self.log.error("the decision could not be stored before the hand-back: %s", exc or "timed out")
 
     def lose_line(self, why: str) -> None:
         """The media stream broke under the call (a protocol violation, a message too large, a network cut)."""

@@ -244,8 +244,10 @@ async def _close_when_ended(stream: Stream) -> None:
     assert session is not None
     await session.ended.wait()
     if session.outcome is not None:
-        # published before the line is handed back, so whoever carries it out finds it
+        # published (in memory and in the database) before the line is handed back, so that whoever carries it
+        # out finds it, on this instance or another
         stream.resources.outcomes[session.call_id] = session.outcome
+        await session.persist_decision()
     goodbye = stream.codec.hangup(session.outcome)
     if goodbye is not None:
         await stream.pipe.send(goodbye)

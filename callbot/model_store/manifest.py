@@ -1,4 +1,4 @@
-"""The manifest of downloadable speech models: pinned URLs, sizes and checksums (``models/manifest.json``)."""
+"""The manifest of downloadable speech models: pinned URLs, sizes and checksums (``manifest.json`` here)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from callbot.errors import ModelStoreError
 
 # The manifest ships in the repository, beside the (git-ignored) model files it describes.
-DEFAULT_MANIFEST_PATH = Path(__file__).resolve().parents[2] / "models" / "manifest.json"
+DEFAULT_MANIFEST_PATH = Path(__file__).with_name("manifest.json")
+"""Shipped with the package (package data): ``callbot models pull`` works from an installed wheel or an image."""
 
 ModelKind = Literal["asr", "tts"]
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz")
@@ -167,7 +168,7 @@ def load_manifest(path: Path | None = None) -> Manifest:
 
 
 def shipped_manifest() -> Manifest | None:
-    """The repository's manifest, or None when callbot runs without it (an installed wheel)."""
+    """The shipped manifest, or None when it is missing (a broken installation)."""
     if not DEFAULT_MANIFEST_PATH.is_file():
         return None
     return load_manifest(DEFAULT_MANIFEST_PATH)

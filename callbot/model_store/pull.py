@@ -86,7 +86,7 @@ def _check_pinned(model: ManifestModel, allow_unpinned: bool) -> None:
             f"refusing to install {model.name}: the manifest pins no sha256 or md5 for "
             f"{', '.join(unpinned)}, "
             "so a corrupted or substituted download could not be detected. Add a checksum to "
-            "models/manifest.json, or accept the risk explicitly with allow_unpinned=True."
+            "callbot/model_store/manifest.json, or accept the risk explicitly with allow_unpinned=True."
         )
 
 

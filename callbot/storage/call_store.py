@@ -166,6 +166,11 @@ class CallStore:
 
         await self._run(insert)
 
+    async def record_decision(self, call_id: str, outcome: CallOutcome) -> None:
+        """The bot's decision, stored before the line is handed back: whichever instance the provider's callback
+        reaches carries it out (the call is completed later, when its stream has closed)."""
+        await self._run(lambda s: _set_outcome(_get(s, call_id), outcome))
+
     async def finish_call(
         self, call_id: str, outcome: CallOutcome, first_audio_ms: float | None, degraded: list[str] | None = None
     ) -> None:
@@ -175,12 +180,7 @@ class CallStore:
         def update(s: Session) -> None:
             row = _get(s, call_id)
             row.status = "completed"
-            row.outcome = outcome.outcome
-            row.outcome_reason = outcome.reason
-            row.transfer_queue = outcome.queue
-            row.transfer_target = outcome.target_text
-            row.transfer = target_to_json(outcome.target)
-            row.transfer_skill = outcome.skill
+            _set_outcome(row, outcome)
             row.ended_at = datetime.now(UTC)
             if first_audio_ms is not None:
                 row.first_audio_ms = first_audio_ms
@@ -289,6 +289,15 @@ class CallStore:
 
     def _transaction(self, work: Callable[[Session], T]) -> T:
         return in_transaction(self._sessions, work)
+
+
+def _set_outcome(row: CallRow, outcome: CallOutcome) -> None:
+    row.outcome = outcome.outcome
+    row.outcome_reason = outcome.reason
+    row.transfer_queue = outcome.queue
+    row.transfer_target = outcome.target_text
+    row.transfer = target_to_json(outcome.target)
+    row.transfer_skill = outcome.skill
 
 
 def _get(session: Session, call_id: str) -> CallRow:

@@ -8,7 +8,7 @@ from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,12 +43,19 @@ def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     cursor.close()
 
 
+MIGRATION_LOCK = 0x63616C6C626F74
+"""The PostgreSQL advisory lock held while migrating ("callbot"): instances starting together migrate once."""
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` (all migrations by default)."""
+    """Bring the schema to ``revision`` (all migrations by default). On PostgreSQL, under an advisory lock for
+    the transaction: a second instance starting at the same instant waits, then finds the schema up to date."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
     try:
         with engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
     except SQLAlchemyError as exc:

@@ -24,13 +24,15 @@ from tests.test_bad_input import settings
 
 PUBLIC = {
     "/healthz",
+    "/livez",
+    "/readyz",
     "/metrics",
     "/docs",
     "/docs/oauth2-redirect",
     "/redoc",
     "/openapi.json",
 }
-"""Routes anyone may call: health and metrics (no personal data) and the API description."""
+"""Routes anyone may call: health, liveness, readiness and metrics (no personal data) and the API description."""
 SIGNED = re.compile(r"^/twilio/")
 """The provider's webhooks: authenticated by X-Twilio-Signature, not by a user (docs/call-path.md)."""
 

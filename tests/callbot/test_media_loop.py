@@ -193,3 +193,33 @@ def test_the_last_words_of_a_rule_that_hangs_up_are_synthesised_before_any_call(
 
     folder = load_bot_folder(ROOT / "bots" / "fr")
     assert set(folder.bot.responses["utter_blocked"]) <= set(fixed_prompts(folder))
+
+
+async def test_the_decision_is_in_the_database_before_the_line_is_handed_back(resources: Resources) -> None:
+    """Another instance may answer the provider's callback the moment the stream closes: the decision it reads
+    from the database must already be there."""
+    stored_at_close: list[str | None] = []
+    ids: list[str] = []
+
+    class HandBack(ScriptedPipe):
+        async def send(self, message: WireMessage) -> None:
+            await super().send(message)
+            if isinstance(message, str) and message.startswith("MARK_MEDIA "):  # played at once
+                self.incoming.put_nowait("MEDIA_MARK_PROCESSED " + message.split(" ", 1)[1])
+
+        async def close(self, code: int = 1000, reason: str = "") -> None:
+            if self.closed is None and ids:
+                row = await resources.store.get_call(ids[0])
+                stored_at_close.append(row.outcome if row else None)
+            await super().close(code, reason)
+
+    pipe = HandBack()
+    stream = asyncio.create_task(run_stream(pipe, ChanWebSocketCodec(), resources, new_call(resources, ids)))
+    pipe.incoming.put_nowait(
+        "MEDIA_START connection_id:c1 channel:WebSocket/callbot/0x1 channel_id:1.1 format:slin optimal_frame_size:320"
+    )
+    await asyncio.sleep(0.3)
+    pipe.incoming.put_nowait("DTMF_END digit:5 channel_id:1.1")  # the fraud team: a transfer
+    outcome = await asyncio.wait_for(stream, 20)
+    assert outcome is not None and outcome.outcome == "transfer"
+    assert stored_at_close == ["transfer"]

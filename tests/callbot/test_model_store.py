@@ -754,3 +754,33 @@ def test_import_real_korean_vosk_model_needs_its_language(models_dir: Path) -> N
     assert installed[0].size_bytes == sum(f.stat().st_size for f in (package / "model").rglob("*") if f.is_file())
     assert require_vosk_model(models_dir, "ko") == target
     assert os.path.isfile(target / "am" / "final.mdl")
+
+
+def test_the_manifest_ships_inside_the_package(tmp_path: Path) -> None:
+    """``callbot models pull`` must work from an installed wheel (an image): the manifest is package data."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from tests.conftest import ROOT
+
+    built = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    wheel = next(tmp_path.glob("callbot-*.whl"))
+    assert "callbot/model_store/manifest.json" in zipfile.ZipFile(wheel).namelist()
