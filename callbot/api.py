@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -154,17 +155,7 @@ async def list_calls(
 async def healthz(request: Request, response: Response) -> dict[str, Any]:
     """Each component's state. 200 while calls can be taken (even degraded), 503 when they cannot."""
     resources: Resources = request.app.state.resources
-    components = dict(resources.health)
-    try:
-        await resources.store.ping()
-        components["database"] = Component("up", components["database"].detail)
-    except StorageError as exc:
-        components["database"] = Component("unavailable", str(exc))
-    sidecar = resources.sidecar
-    if sidecar is not None and components["nlu"].state == "up" and sidecar.state != "up":
-        components["nlu"] = Component(sidecar.state, f"Rasa sidecar is {sidecar.state}; calls go to the default queue")
-    elif sidecar is not None and components["nlu"].state != "up" and sidecar.state == "up":  # a retry succeeded
-        components["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {sidecar.model_path.name}")
+    components = await _components(resources)
     states = {name: c.state for name, c in components.items()}
     if states["database"] == "unavailable":
         status = "unavailable"
@@ -179,6 +170,22 @@ async def healthz(request: Request, response: Response) -> dict[str, Any]:
         "answers_cached": resources.warmed,
         "components": {name: {"state": c.state, "detail": c.detail} for name, c in components.items()},
     }
+
+
+async def _components(resources: Resources) -> dict[str, Component]:
+    """Each component's state now (the database is pinged, the sidecar asked)."""
+    components = dict(resources.health)
+    try:
+        await resources.store.ping()
+        components["database"] = Component("up", components["database"].detail)
+    except StorageError as exc:
+        components["database"] = Component("unavailable", str(exc))
+    sidecar = resources.sidecar
+    if sidecar is not None and components["nlu"].state == "up" and sidecar.state != "up":
+        components["nlu"] = Component(sidecar.state, f"Rasa sidecar is {sidecar.state}; calls go to the default queue")
+    elif sidecar is not None and components["nlu"].state != "up" and sidecar.state == "up":  # a retry succeeded
+        components["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {sidecar.model_path.name}")
+    return components
 
 
 class Readiness(BaseModel):
@@ -229,5 +236,18 @@ async def readyz(request: Request, response: Response) -> Readiness:
     responses={200: content("text/plain", "Prometheus text exposition format")},
 )
 async def metrics(request: Request) -> Response:
+    """Calls, latencies, engines, protocol errors, the mailbox backlog, each component's state, and the
+    standard process and Python metrics."""
     resources: Resources = request.app.state.resources
-    return Response(generate_latest(resources.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    metrics = resources.metrics
+    for name, component in (await _components(resources)).items():
+        metrics.component_up.labels(name).set(_UP.get(component.state, 0.5))
+    try:
+        for kind, count in (await asyncio.to_thread(resources.mailbox.backlog)).items():
+            metrics.mailbox_backlog.labels(kind).set(count)
+    except StorageError:
+        pass  # the database is down: callbot_component_up{component="database"} says so
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+_UP = {"up": 1.0, "unavailable": 0.0, "down": 0.0}

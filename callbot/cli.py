@@ -15,7 +15,7 @@ from callbot.mailbox.commands import add_commands as add_mailbox_commands
 from callbot.settings import Settings
 
 if TYPE_CHECKING:
-    from callbot.access.users import UserStore
+    from callbot.access.users import TokenInfo, UserStore
     from routing.bot_folder import BotFolder
 
 
@@ -38,7 +38,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from callbot import __version__
+
     parser = argparse.ArgumentParser(prog="callbot", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"callbot {__version__}")
     commands = parser.add_subparsers(title="commands")
 
     serve = commands.add_parser("serve", help="serve the bot (telephony webhooks, API, metrics)")
@@ -56,6 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("--language", help="language code when the name does not tell it")
     imp.set_defaults(run=_models_import)
     lst = models.add_parser("list", help="list installed models")
+    lst.add_argument("--json", action="store_true", help="a JSON list")
     lst.set_defaults(run=_models_list)
 
     nlu = commands.add_parser("nlu", help="train the bot's NLU").add_subparsers(title="nlu")
@@ -111,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     passwd.add_argument("username")
     passwd.add_argument("--password-stdin", action="store_true")
     passwd.set_defaults(run=_users_passwd)
-    users.add_parser("list", help="list users").set_defaults(run=_users_list)
+    listing = users.add_parser("list", help="list users")
+    listing.add_argument("--json", action="store_true", help="a JSON list")
+    listing.set_defaults(run=_users_list)
     for verb, active in (("disable", False), ("enable", True)):
         switch = users.add_parser(
             verb, help="disable a user (their sessions and API tokens end at once)" if not active else "enable a user"
@@ -125,6 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     token.add_argument("words", nargs="+", metavar="create USER | list [USER] | revoke ID | USER")
     token.add_argument("--name", default="api", help="what a new token is for, e.g. acd")
+    token.add_argument("--json", action="store_true", help="`token list` as a JSON list")
     token.add_argument(
         "--expires-days", type=int, default=365, help="a new token's lifetime in days (0: until revoked)"
     )
@@ -209,13 +216,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from callbot.app import create_app
+    from callbot.logs import configure_logging
 
     settings = _settings(args.bot)
     if args.host:
         settings = settings.model_copy(update={"host": args.host})
     if args.port:
         settings = settings.model_copy(update={"port": args.port})
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     # httpx logs full request URLs at INFO, and Rasa's URLs carry its auth token
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(settings)
@@ -224,6 +232,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through the same handler (and format) as ours
         proxy_headers=True,
         ws_max_size=256 * 1024,
         # media messages are base64 audio: compression costs CPU on every 20 ms frame for almost no gain
@@ -252,6 +261,10 @@ def _models_list(args: argparse.Namespace) -> int:
     from callbot.model_store import list_models
 
     models = list_models(Settings().models_dir)
+    if args.json:
+        fields = ("language", "kind", "name", "size_bytes")
+        print(json.dumps([{**{f: getattr(m, f) for f in fields}, "path": str(m.path)} for m in models]))
+        return 0
     if not models:
         print("no models installed; run `callbot models pull fr` or `callbot models import PATH`")
     for model in models:
@@ -395,9 +408,25 @@ def _users_passwd(args: argparse.Namespace) -> int:
 
 
 def _users_list(args: argparse.Namespace) -> int:
-    for user in _user_store().list_users():
+    accounts = _user_store().list_accounts()
+    if args.json:
+        fields = ("username", "role", "language", "display_name")
+        print(json.dumps([{**{f: getattr(u, f) for f in fields}, "active": active} for u, active in accounts]))
+        return 0
+    for user, _ in accounts:
         print(f"{user.username}\t{user.role}\t{user.language}\t{user.display_name}")
     return 0
+
+
+def _token_json(info: TokenInfo) -> dict[str, str | None]:
+    moments = {"created_at": info.created_at, "last_used_at": info.last_used_at, "expires_at": info.expires_at}
+    return {
+        "id": info.id,
+        "user": info.username,
+        "name": info.name,
+        "state": info.state(),
+        **{key: moment.isoformat() if moment else None for key, moment in moments.items()},
+    }
 
 
 def _users_active(args: argparse.Namespace) -> int:
@@ -414,8 +443,12 @@ def _users_token(args: argparse.Namespace) -> int:
     )
     users = _user_store()
     if verb == "list" and len(rest) <= 1:
+        tokens = users.list_tokens(rest[0] if rest else None)
+        if args.json:
+            print(json.dumps([_token_json(info) for info in tokens]))
+            return 0
         print("id\tuser\tname\tstate\tcreated\tlast used\texpires")
-        for info in users.list_tokens(rest[0] if rest else None):
+        for info in tokens:
             when = [f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (info.created_at, info.last_used_at, info.expires_at)]
             print("\t".join([info.id, info.username, info.name, info.state(), *when]))
         return 0

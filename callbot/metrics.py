@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+)
+
+from callbot import __version__
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 
@@ -10,6 +21,22 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # the standard process (CPU, memory, file descriptors), Python platform and GC metrics
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
+        Info("callbot_build", "The running version", registry=self.registry).info({"version": __version__})
+        self.component_up = Gauge(
+            "callbot_component_up",
+            "1 when a component (database, asr, tts, nlu) is up, 0.5 degraded or starting, 0 unavailable",
+            ["component"],
+            registry=self.registry,
+        )
+        self.mailbox_backlog = Gauge(
+            "callbot_mailbox_backlog",
+            "Messages waiting: new (not taken), transcription (pending), notification (e-mail not sent)",
+            ["kind"],
+            registry=self.registry,
+        )
         self.calls = Counter("callbot_calls_total", "Calls ended, by outcome", ["outcome"], registry=self.registry)
         self.active_calls = Gauge("callbot_active_calls", "Media streams in progress", registry=self.registry)
         self.turn_latency = Histogram(

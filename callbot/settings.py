@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="json: one JSON object a line, with the call_id as a field"
+    )
 
     bot_dir: Path = Path("bots/fr")
     data_dir: Path = Path("data")

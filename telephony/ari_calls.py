@@ -118,7 +118,8 @@ class AriCalls:
         if "mailbox" in args:  # Stasis(callbot,mailbox,<reason>): a transfer that failed, back for a message
             reason = args[args.index("mailbox") + 1] if len(args) > args.index("mailbox") + 1 else "no_agent"
             details |= {"mode": "mailbox", "reason": reason}
-        log.info("[call %s] Asterisk channel %s from %s (%s media)", call_id, call.channel_id, caller or "?", media)
+        log.info("[call %s] Asterisk channel %s (%s media)", call_id, call.channel_id, media)
+        log.debug("[call %s] from %s to %s", call_id, caller or "?", called or "?")
         try:
             await self._record(call, caller, called)
             await self.ari.answer(call.channel_id)

@@ -14,6 +14,7 @@ from callbot.api_docs import content, refusals
 from callbot.call.handover import failover_outcome
 from callbot.call.outcome import CallOutcome, target_from_json
 from callbot.errors import StorageError
+from callbot.logs import CALL_ID as LOGGED_CALL
 from callbot.resources import Resources
 from telephony import twiml
 from telephony.twilio_signature import is_valid_signature
@@ -177,6 +178,7 @@ async def known_call(resources: Resources, call_id: str, params: dict[str, str])
     is recorded now from what the provider says, so that a message stream can still be granted for it."""
     if not CALL_ID.fullmatch(call_id):
         raise HTTPException(status_code=404, detail="no such call")
+    LOGGED_CALL.set(call_id)
     try:
         if await resources.store.call_exists(call_id):
             return
@@ -207,11 +209,13 @@ async def voice(request: Request) -> Response:
     bot = resources.bot
     caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
     call_id = await _ringing_call(resources, call_sid[:64])
+    LOGGED_CALL.set(call_id)
     if call_id is not None:
         # the same call's webhook again (a retry, a replayed request): the same call, not a second record
         log.warning("[call %s] incoming-call webhook again for %s", call_id, call_sid[:64])
     else:
         call_id = uuid.uuid4().hex
+        LOGGED_CALL.set(call_id)
         try:
             await resources.store.create_call(
                 call_id,
@@ -241,7 +245,8 @@ async def voice(request: Request) -> Response:
         assert document is not None
         return xml_response(document)
     base = base_url(request, resources)
-    log.info("[call %s] incoming Twilio call %s from %s", call_id, call_sid, caller or "?")
+    log.info("[call %s] incoming Twilio call %s", call_id, call_sid)
+    log.debug("[call %s] from %s to %s", call_id, caller or "?", called or "?")
     return xml_response(
         twiml.connect_stream(
             f"{websocket_url(base)}/twilio/media/{call_id}",

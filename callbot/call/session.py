@@ -52,7 +52,9 @@ class CallLog(logging.LoggerAdapter[logging.Logger]):
     """Every log line of a call carries its call id."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
-        return f"[call {self.extra['call_id'] if self.extra else '?'}] {msg}", kwargs
+        call_id = self.extra["call_id"] if self.extra else "?"
+        kwargs.setdefault("extra", {})["call_id"] = call_id  # a field of its own in JSON logs
+        return f"[call {call_id}] {msg}", kwargs
 
 
 class CallSession:
@@ -343,7 +345,9 @@ class CallSession:
         return Context(self.bot, self.res.folder.router, datetime.now(UTC), self.res.live.snapshot())
 
     async def _carry_out(self, decision: Decision, started: float) -> None:
-        self.log.info("decision %s: %s", decision.action, decision.why)
+        # the reasons may hold what the caller said (entities, words): only the rule at INFO
+        self.log.info("decision %s (rule %s)", decision.action, decision.why.get("rule"))
+        self.log.debug("decision %s: %s", decision.action, decision.why)
         handoff: asyncio.Task[CallOutcome | Overflow] | None = None
         if isinstance(decision, Transfer):
             if self.res.folder.routing.queues[decision.queue].target.type == "webhook":

@@ -17,6 +17,7 @@ from callbot.call.line import FlowControl, LineCodec, Pipe, Rejected
 from callbot.call.session import CallLog, CallSession
 from callbot.errors import CallbotError, ProtocolError
 from callbot.frames import AudioIn, DtmfIn, HangUp, MarkIn, StreamStart
+from callbot.logs import CALL_ID
 from callbot.resources import Resources
 from callbot.storage.call_store import CallOutcome
 
@@ -202,6 +203,7 @@ async def _open(stream: Stream, start: StreamStart) -> bool:
         await stream.pipe.close(POLICY_VIOLATION, str(exc)[:120])
         return False
     stream.log = CallLog(log, {"call_id": call_id})
+    CALL_ID.set(call_id)  # every line logged for this stream from now on, and by the tasks it starts
     session = CallSession(call_id, resources, stream.sink)
     session.transport, session.line = stream.codec.transport, stream.codec.line.describe()
     if stream.setup is not None:
@@ -244,13 +246,15 @@ async def _close_when_ended(stream: Stream) -> None:
     assert session is not None
     await session.ended.wait()
     if session.outcome is not None:
-        # published (in memory and in the database) before the line is handed back, so that whoever carries it
-        # out finds it, on this instance or another
+        # published in memory first: this instance carries out what its own peer hands back (ARI, Asterisk's
+        # dialplan after the goodbye)
         stream.resources.outcomes[session.call_id] = session.outcome
-        await session.persist_decision()
     goodbye = stream.codec.hangup(session.outcome)
     if goodbye is not None:
         await stream.pipe.send(goodbye)
+    # and in the database before the connection closes: a provider whose callback may reach another instance
+    # (Twilio's <Connect action>) sends it once the stream has closed
+    await session.persist_decision()
     await stream.pipe.close(NORMAL_CLOSURE)
 
 

@@ -28,6 +28,7 @@ def add_commands(commands: Any) -> None:
     listing = mailbox.add_parser("list", help="list messages (newest first)")
     _filters(listing)
     listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="one JSON object: total, counts, items")
     listing.set_defaults(run=_list)
     show = mailbox.add_parser("show", help="one message: transcript, words, audit trail")
     show.add_argument("item_id")
@@ -97,6 +98,10 @@ def _stores() -> _Stores:
 
 def _list(args: argparse.Namespace) -> int:
     page = _stores().mailbox.page(_where(args), "newest", 1, args.limit)
+    if args.json:
+        items = [_item_json(row, with_events=False) for row in page.items]
+        print(json.dumps({"total": page.total, "counts": page.counts, "items": items}, ensure_ascii=False))
+        return 0
     print(f"{page.total} message(s): " + ", ".join(f"{k} {v}" for k, v in page.counts.items()))
     for row in page.items:
         reason = row.corrected_reason or row.detected_reason or "-"

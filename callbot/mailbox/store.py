@@ -284,6 +284,22 @@ class MailboxStore:
 
         return self._run(load)
 
+    def backlog(self) -> dict[str, int]:
+        """Messages waiting for work, by kind: ``new`` (nobody took them), ``transcription`` (pending or being
+        transcribed), ``notification`` (an e-mail not sent yet)."""
+
+        def count(s: Session) -> dict[str, int]:
+            def n(*where: Any) -> int:
+                return int(s.scalar(select(func.count()).select_from(MailboxItemRow).where(*where)) or 0)
+
+            return {
+                "new": n(MailboxItemRow.status == "new"),
+                "transcription": n(MailboxItemRow.transcription.in_(("pending_transcription", "transcribing"))),
+                "notification": n(MailboxItemRow.notify_state == "pending"),
+            }
+
+        return self._run(count)
+
     def handled_reasons(self, username: str) -> dict[str, int]:
         """Messages ``username`` brought to called back or closed, by reason (corrected, detected, overflow)."""
         reason = func.coalesce(

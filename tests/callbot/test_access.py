@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -161,6 +162,11 @@ def test_users_command(tmp_path: Path) -> None:
     assert "\trevoked\t" in cli("token", "list", "ines").stdout
     assert cli("token", "revoke", "nope").returncode == 1
     assert "disabled" in cli("disable", "ines").stdout and cli("enable", "ines").returncode == 0
+    assert json.loads(cli("list", "--json").stdout) == [
+        {"username": "ines", "role": "trainee", "language": "fr", "display_name": "Inès", "active": True}
+    ]
+    tokens = json.loads(cli("token", "list", "--json").stdout)
+    assert {t["state"] for t in tokens} == {"revoked"} and {t["id"] for t in tokens} >= {token_id}
     assert cli("passwd", "ines", "--password-stdin", stdin="yet another password\n").returncode == 0
     unknown = cli("passwd", "nobody", "--password-stdin", stdin=TEST_PASSWORD)
     assert unknown.returncode == 1 and "no user 'nobody'" in unknown.stderr

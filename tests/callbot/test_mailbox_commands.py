@@ -68,6 +68,8 @@ def test_messages_wait_for_a_model_then_the_command_transcribes_them(data: Path,
     _message(store, data / "recordings", "1" * 32, "+33611111111", speech)
     _message(store, data / "recordings", "2" * 32, "+33622222222", b"\0\0" * 8000)
     assert "2 message(s): new 2" in _cli(data, "list").stdout
+    listed = json.loads(_cli(data, "list", "--json").stdout)
+    assert listed["total"] == 2 and {i["id"] for i in listed["items"]} == {"1" * 32, "2" * 32}
     done = _cli(data, "transcribe", "--pending", CALLBOT_VOSK_MODEL=str(ko_model))
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.splitlines()[:2]) == [f"{'1' * 32}\ttranscribed", f"{'2' * 32}\ttranscribed"]
