@@ -305,6 +305,12 @@ async def _hostile_stream(url: str, offset: int) -> int | None:
 
 def test_ten_good_calls_complete_among_ten_hostile_streams(serve):
     server = serve()
+    # what is measured is what the calls cost, not the start-up: the bot's answers are synthesised (and the
+    # voice's buffers grown) in the background after the server first answers
+    for _ in range(600):
+        if httpx.get(f"{server.url}/healthz", timeout=5).json()["answers_cached"]:
+            break
+        time.sleep(0.1)
     rss_before, cpu_before = _process_usage(server.process.pid)
     started = time.monotonic()
 

@@ -130,25 +130,25 @@ class UserStore:
         """A new password; the user's console sessions and API tokens end (whoever knew the old one is out)."""
         check_password_strength(password)
 
-        def update(s: Session) -> None:
+        def change(s: Session) -> None:
             row = self._by_name(s, username)
             row.password_hash = _HASHER.hash(password)
             row.failed_logins, row.locked_until = 0, None
             _end_access(s, row.id)
 
-        self._run(update)
+        self._run(change)
 
     def set_active(self, username: str, active: bool) -> None:
         """Disable (or enable again) a user: a disabled user cannot log in, and their sessions and API tokens
         end at once (enabling does not bring the tokens back)."""
 
-        def update(s: Session) -> None:
+        def change(s: Session) -> None:
             row = self._by_name(s, username)
             row.active = active
             if not active:
                 _end_access(s, row.id)
 
-        self._run(update)
+        self._run(change)
 
     def is_active(self, username: str) -> bool:
         return self._run(lambda s: self._by_name(s, username).active)

@@ -88,7 +88,7 @@ class CallStore:
         await self._run(lambda s: s.execute(update(CallRow).where(CallRow.id == call_id).values(streams_allowed=1)))
 
     async def still_on(self, call_ids: list[str]) -> None:
-        """The calls this instance carries are still on (see ``interrupt_stale``)."""
+        """The calls this instance carries are still on (see ``expire_stale``)."""
         if call_ids:
             now = datetime.now(UTC)
             await self._run(lambda s: s.execute(update(CallRow).where(CallRow.id.in_(call_ids)).values(seen_at=now)))
@@ -193,7 +193,7 @@ class CallStore:
         """The call's media stream broke before a decision: no outcome yet (the failover that takes the caller
         on records one)."""
 
-        def update(s: Session) -> None:
+        def mark(s: Session) -> None:
             row = _get(s, call_id)
             row.status = "interrupted"
             row.ended_at = datetime.now(UTC)
@@ -201,7 +201,7 @@ class CallStore:
                 row.first_audio_ms = first_audio_ms
             row.degraded = sorted(set(degraded))
 
-        await self._run(update)
+        await self._run(mark)
 
     async def record_transfer_result(self, call_id: str, result: str, wait_s: float | None) -> None:
         """What became of a transfer, as the provider reported it (answered, busy, no-answer, bridged...)."""
