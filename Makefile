@@ -11,7 +11,7 @@ BOT ?= bots/fr
 PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10.*/bin/python; do \
   [ -x "$$p" ] && "$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' 2>/dev/null && { echo "$$p"; break; }; done)
 
-.PHONY: setup browser run test lint format models nlu-train bench clean
+.PHONY: setup browser run test lint format lock models nlu-train bench clean
 
 setup: $(VENV)/.installed $(RASA_VENV)/.installed nlu-train
 
@@ -24,11 +24,12 @@ browser:
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || exit 1; \
 	  else echo "the browser tests need Chromium at $(CHROMIUM): sudo apt-get install chromium"; exit 1; fi; }
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every dependency (runtime and dev): the same versions here, in CI and in the image
+$(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "callbot needs Python >= 3.11 as $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
 	$(BIN)/python -c 'import callbot, vosk, piper, fastapi' 
 	touch $@
 
@@ -65,6 +66,18 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# After a dependency changes in pyproject.toml: resolve it into .venv without the old pins (already installed
+# versions stay when they still fit), then write every installed version to constraints.txt; commit both files.
+lock:
+	@[ -x $(BIN)/pip ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	{ echo "# Every dependency of callbot, runtime and dev, at the version CI, the developers and the image use."; \
+	  echo "# pip constraints: the Makefile installs with -c constraints.txt -e '.[dev]', the Dockerfile with -c constraints.txt ."; \
+	  echo "# Generated from .venv (Linux x86_64, Python 3.11): regenerate with \`make lock\` after changing a dependency"; \
+	  echo "# in pyproject.toml; never edit by hand."; \
+	  $(BIN)/pip freeze --all --exclude-editable --disable-pip-version-check | grep -v -E '^(pip|setuptools)=='; \
+	} > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 format: $(VENV)/.installed
 	$(BIN)/ruff format .
