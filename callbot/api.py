@@ -209,8 +209,9 @@ async def livez() -> dict[str, str]:
     responses={503: {"model": Readiness, "description": "send no new calls here: the reasons say why"}},
 )
 async def readyz(request: Request, response: Response) -> Readiness:
-    """Whether a load balancer should send new calls here: the database answers and calls are below
-    ``CALLBOT_MAX_CALLS``. Degraded speech or NLU does not make an instance unready (calls go to queues)."""
+    """Whether a load balancer should send new calls here: the database answers, calls are below
+    ``CALLBOT_MAX_CALLS`` and the instance is not draining (stopping). Degraded speech or NLU does not make an
+    instance unready (calls go to queues)."""
     resources: Resources = request.app.state.resources
     reasons = []
     try:
@@ -219,6 +220,8 @@ async def readyz(request: Request, response: Response) -> Readiness:
         reasons.append(f"database unavailable: {exc}")
     if resources.at_capacity():
         reasons.append(f"at capacity: {len(resources.active_calls)} calls (CALLBOT_MAX_CALLS)")
+    if resources.draining:
+        reasons.append(f"draining: stopping once its {len(resources.active_calls)} call(s) in progress end")
     if reasons:
         response.status_code = 503
     return Readiness(

@@ -15,20 +15,15 @@ from callbot.access.limits import BodyLimits, EdgeLimits, TokenBuckets
 from callbot.access.throttle import LoginThrottle
 from callbot.access.users import UserStore
 from callbot.api import router as api_router
-from callbot.call.housekeeping import tidy_calls
+from callbot.call.housekeeping import close_previous_run, tidy_calls
 from callbot.folder_edits import FolderEditor
 from callbot.mailbox.runtime import start_mailbox
 from callbot.mailbox_api import router as mailbox_router
+from callbot.model_server import router as model_server_router
 from callbot.queues_api import router as queues_router
-from callbot.resources import (
-    follow_agent_statuses,
-    load_resources,
-    restore_agent_statuses,
-    start_nlu,
-    warm_answers,
-    warm_prompts,
-)
+from callbot.resources import load_resources, start_nlu, warm_answers, warm_prompts
 from callbot.settings import Settings
+from callbot.shared_state import follow_shared_state, restore_agent_statuses
 from callbot.web import install_console
 from telephony.asterisk import check_asterisk_settings, start_asterisk
 from telephony.chan_websocket_media import router as asterisk_media_router
@@ -47,15 +42,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     users = UserStore(resources.store.engine)
     ensure_first_admin(users, settings.data_dir)
     warm_prompts(resources)
+    editor = FolderEditor(resources.store.engine, settings.bot_dir)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await close_previous_run(resources)
         await restore_agent_statuses(resources)
         # Rasa takes a while to load; calls are answered meanwhile and handed to the failover skill
         resources.background.append(asyncio.create_task(start_nlu(resources), name="start-nlu"))
         resources.background.append(asyncio.create_task(warm_answers(resources), name="warm-answers"))
         resources.background.append(asyncio.create_task(start_mailbox(resources), name="mailbox"))
-        resources.background.append(asyncio.create_task(follow_agent_statuses(resources), name="agent-statuses"))
+        resources.background.append(asyncio.create_task(follow_shared_state(resources, editor), name="shared-state"))
         resources.background.append(asyncio.create_task(tidy_calls(resources), name="tidy-calls"))
         stop_asterisk = await start_asterisk(resources)
         try:
@@ -80,7 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.resources = resources
     app.state.users = users
     app.state.login_throttle = LoginThrottle()
-    app.state.editor = FolderEditor(resources.store.engine, settings.bot_dir)
+    app.state.editor = editor
     app.include_router(webhook_router)
     app.include_router(media_router)
     app.include_router(asterisk_media_router)
@@ -88,5 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api_router)
     app.include_router(queues_router)
     app.include_router(mailbox_router)
+    app.include_router(model_server_router)
     install_console(app)
     return app

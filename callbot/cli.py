@@ -82,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     routing = commands.add_parser("routing", help="check and explain the routing rules").add_subparsers(title="routing")
     check = routing.add_parser("check", help="validate the bot folder (bot.yml, routing.yml, nlu.yml intents)")
     check.add_argument("--bot", type=Path)
+    check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(run=_routing_check)
     explain = routing.add_parser("explain", help="the routing decision and its trace for a hypothetical call")
     explain.add_argument("--bot", type=Path)
@@ -216,6 +217,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from callbot.app import create_app
+    from callbot.drain import DrainingServer
     from callbot.logs import configure_logging
 
     settings = _settings(args.bot)
@@ -227,7 +229,7 @@ def _serve(args: argparse.Namespace) -> int:
     # httpx logs full request URLs at INFO, and Rasa's URLs carry its auth token
     logging.getLogger("httpx").setLevel(logging.WARNING)
     app = create_app(settings)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
@@ -238,6 +240,7 @@ def _serve(args: argparse.Namespace) -> int:
         # media messages are base64 audio: compression costs CPU on every 20 ms frame for almost no gain
         ws_per_message_deflate=False,
     )
+    DrainingServer(config, app.state.resources).run()
     return 0
 
 
@@ -313,6 +316,20 @@ def _routing_check(args: argparse.Namespace) -> int:
     settings = _settings(args.bot)
     folder = load_bot_folder(settings.bot_dir)
     routing = folder.routing
+    if args.json:
+        summary = {
+            "bot": str(settings.bot_dir),
+            "ok": True,
+            "language": folder.bot.language,
+            "timezone": routing.timezone,
+            "intents": sorted(folder.bot.intents),
+            "skills": sorted(routing.skills),
+            "queues": sorted(routing.queues),
+            "agents": sorted(routing.agents),
+            "rules": [rule.id for rule in routing.rules],
+        }
+        print(json.dumps(summary, ensure_ascii=False))
+        return 0
     print(
         f"{settings.bot_dir}: ok — {len(folder.bot.intents)} intents, {len(routing.skills)} skills, "
         f"{len(routing.queues)} queues, {len(routing.agents)} agents, {len(routing.rules)} rules "

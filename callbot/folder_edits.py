@@ -50,12 +50,7 @@ class FolderEditor:
             raise ConfigError("no change to save")
         folder = self.validate(file, text)
         path = self.bot_dir / _editable(file)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("w", encoding="utf-8") as out:
-            out.write(text)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
+        _write_atomically(path, text)
         row = ConfigVersionRow(
             bot=self.bot,
             file=file,
@@ -81,6 +76,32 @@ class FolderEditor:
         if version is None or version.bot != self.bot:
             raise ConfigError(f"no version {version_id}")
         return self.save(version.file, version.before, author, f"revert of version {version_id}")
+
+    # --- edits made on another instance sharing the database ---
+
+    def latest_version_id(self) -> int:
+        query = select(func.max(ConfigVersionRow.id)).where(ConfigVersionRow.bot == self.bot)
+        return in_transaction(self._sessions, lambda s: s.scalar(query) or 0)
+
+    def changes_since(self, version_id: int) -> tuple[int, dict[str, str]]:
+        """The newest version id, and each file's newest text among the versions after ``version_id``."""
+        query = (
+            select(ConfigVersionRow.id, ConfigVersionRow.file, ConfigVersionRow.after)
+            .where(ConfigVersionRow.bot == self.bot, ConfigVersionRow.id > version_id)
+            .order_by(ConfigVersionRow.id)
+        )
+        rows = in_transaction(self._sessions, lambda s: list(s.execute(query)))
+        texts = {file: after for _, file, after in rows if file in EDITABLE}
+        return (rows[-1][0] if rows else version_id), texts
+
+    def adopt(self, texts: dict[str, str]) -> BotFolder:
+        """Bring this instance's folder to ``texts`` (saved by another instance): each file validated with the
+        rest of the folder, then written when it differs (a folder on a shared volume is already written)."""
+        for file, text in texts.items():
+            if self.read(file) != text:
+                self.validate(file, text)
+                _write_atomically(self.bot_dir / _editable(file), text)
+        return load_bot_folder(self.bot_dir)
 
     # --- corrections -----------------------------------------------------------------------------------------
 
@@ -161,6 +182,15 @@ def load_bot_folder_from_text(bot_dir: Path, file: str, text: str) -> BotFolder:
         except ConfigError as exc:  # name the real folder in the message, not the trial copy
             raise ConfigError(str(exc).replace(str(trial), str(bot_dir))) from exc
     return BotFolder(bot_dir, folder.bot, folder.routing, folder.router)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
 
 
 def _editable(file: str) -> str:

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -25,6 +24,7 @@ from callbot.speech.piper_tts import PiperSpeaker
 from callbot.speech.vosk_asr import VoskEngine
 from callbot.storage.call_store import CallOutcome, CallStore
 from callbot.storage.database import make_engine, migrate
+from callbot.storage.waiting_store import WaitingStore
 from nlu.client import RasaClient
 from nlu.publishing import serving_model
 from nlu.sidecar import RasaSidecar
@@ -32,10 +32,10 @@ from routing.actions import HangupAction
 from routing.bot_config import BotConfig
 from routing.bot_folder import BotFolder, load_bot_folder
 from routing.live import LiveState
-from routing.routing_config import AGENT_STATUSES, AgentStatus
 
 if TYPE_CHECKING:
     from callbot.call.session import CallSession
+    from callbot.model_server import Poll
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ class Resources:
     folder: BotFolder
     live: LiveState
     store: CallStore
+    waiting: WaitingStore
+    """The calls waiting in the queues, as every instance on the database sees them."""
     metrics: Metrics
     nlu: RasaClient
     mailbox: MailboxStore
@@ -117,6 +119,12 @@ class Resources:
     http: httpx.AsyncClient = field(default_factory=lambda: httpx.AsyncClient(follow_redirects=False))
     """Outbound HTTP (transfer hand-off webhooks)."""
     mailbox_worker: MailboxWorker | None = None
+    model_polls: dict[str, Poll] = field(default_factory=dict)
+    """External Rasa servers pulling the published model, by address: the model each holds."""
+    draining: bool = False
+    """SIGTERM came: no new call is taken, the calls in progress finish (``callbot.drain``)."""
+    last_answer_at: float = 0.0
+    """When this instance last answered a new call's webhook (its stream may still be on its way)."""
 
     @property
     def bot(self) -> BotConfig:
@@ -186,6 +194,7 @@ def load_resources(settings: Settings) -> Resources:
         folder=folder,
         live=LiveState(folder.routing),
         store=CallStore(engine),
+        waiting=WaitingStore(engine, settings.bot_dir.resolve().name),
         mailbox=MailboxStore(engine, notify=smtp_settings(settings) is not None),
         metrics=Metrics(),
         nlu=nlu,
@@ -345,27 +354,3 @@ async def follow_training(resources: Resources, every_s: float = 5.0) -> None:
         sidecar.model_path = latest  # a restarted sidecar starts with it too
         resources.health["nlu"] = Component("up", f"Rasa sidecar on {sidecar.url} with {latest.name}")
         log.info("NLU model %s loaded", latest.name)
-
-
-async def restore_agent_statuses(resources: Resources) -> None:
-    """Agent statuses reported before a restart (the bot folder's statuses apply to the others)."""
-    try:
-        _apply_statuses(resources, await resources.store.agent_statuses())
-    except CallbotError as exc:
-        log.warning("agent statuses not restored, the bot folder's apply: %s", exc)
-
-
-async def follow_agent_statuses(resources: Resources, every_s: float = 5.0) -> None:
-    """Statuses reported to another instance of the service (they share the database) reach this one within
-    ``every_s`` seconds."""
-    while True:
-        await asyncio.sleep(every_s)
-        with contextlib.suppress(CallbotError):  # database down: keep what we know; /healthz says so
-            _apply_statuses(resources, await resources.store.agent_statuses())
-
-
-def _apply_statuses(resources: Resources, statuses: dict[str, str]) -> None:
-    for agent_id, status in statuses.items():
-        known = agent_id in resources.folder.routing.agents and status in AGENT_STATUSES
-        if known and status != resources.live.status(agent_id):
-            resources.live.set_status(agent_id, cast(AgentStatus, status))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -91,6 +92,17 @@ class Settings(BaseSettings):
         "failover queue (or the mailbox) and /readyz answers 503",
     )
 
+    instance_id: str | None = Field(
+        default=None,
+        description="this instance's name among those sharing the database (default: host name and port); keep "
+        "it stable across restarts so that a restarted instance closes the calls it carried when it stopped",
+    )
+    drain_timeout_s: float = Field(
+        default=90.0,
+        ge=0,
+        description="on SIGTERM, calls in progress may finish for this long (no new call is taken meanwhile)",
+    )
+
     # --- calls that will never end on their own (docs/call-path.md) ---
     stale_ringing_s: float = Field(
         default=300.0, gt=0, description="a call whose webhook came but no media stream did is closed as expired"
@@ -104,6 +116,11 @@ class Settings(BaseSettings):
 
     rasa_url: str | None = Field(default=None, description="External Rasa server; when unset a sidecar is started")
     rasa_token: SecretStr | None = Field(default=None, description="auth token of the external Rasa server")
+    model_server_token: SecretStr | None = Field(
+        default=None,
+        description="token external Rasa servers give (?token=) to pull the published model from "
+        "/api/nlu/model/published; the route is off when unset",
+    )
     rasa_venv: Path = Path(".venv-rasa")
     rasa_port: int = 5005
     rasa_timeout_s: float = 2.0
@@ -120,6 +137,12 @@ class Settings(BaseSettings):
     )
 
     # --- the overflow mailbox (docs/mailbox.md) ---
+    recordings: Path | None = Field(
+        default=None,
+        validation_alias="CALLBOT_RECORDINGS_DIR",
+        description="where messages' recordings are written (default data_dir/recordings); several instances "
+        "put it on shared storage so that any of them transcribes, plays and recovers any message",
+    )
     audio_retention_days: int = Field(default=90, ge=1, description="messages' audio is deleted after this")
     transcript_retention_days: int = Field(
         default=365, ge=1, description="transcripts (messages and call turns) are deleted after this"
@@ -141,8 +164,12 @@ class Settings(BaseSettings):
     notify_attach_audio: bool = Field(default=False, description="attach the recording (otherwise link to it)")
 
     @property
+    def instance(self) -> str:
+        return self.instance_id or f"{socket.gethostname()}:{self.port}"
+
+    @property
     def recordings_dir(self) -> Path:
-        return self.data_dir / "recordings"
+        return self.recordings or self.data_dir / "recordings"
 
     @property
     def effective_tts_cache_dir(self) -> Path:

@@ -63,6 +63,16 @@ class LiveState:
         self._waiting[call_id] = _Waiting(queue, priority, time.monotonic() if now is None else now)
         self._snapshot = None
 
+    def replace_waiting(self, entries: list[tuple[str, str, int, float]], now: float | None = None) -> None:
+        """The waiting calls as the shared record has them: (call id, queue, priority, seconds waited so far)."""
+        at = time.monotonic() if now is None else now
+        self._waiting = {
+            call_id: _Waiting(queue, priority, at - waited)
+            for call_id, queue, priority, waited in entries
+            if queue in self._routing.queues
+        }
+        self._snapshot = None
+
     def dequeue(self, call_id: str, now: float | None = None) -> tuple[str, float] | None:
         """The queue ``call_id`` waited in and for how long, or None if it was not waiting."""
         entry = self._waiting.pop(call_id, None)

@@ -112,6 +112,9 @@ class AriCalls:
         media = args[0] if args and args[0] in ("audiosocket", "websocket") else self.res.settings.ari_media
         caller = str((channel.get("caller") or {}).get("number", ""))[:64]
         call = AriCall(call_id, channel["id"], media, caller)
+        if self.res.draining:
+            await self._back_to_dialplan(call, "draining")
+            return
         self.calls[call.channel_id] = call
         called = str((channel.get("dialplan") or {}).get("exten", ""))[:64]
         details = {"caller": caller, "called": called}
@@ -127,7 +130,7 @@ class AriCalls:
             if outcome is None and not call.gone.is_set():
                 # no media, or a stream lost without a decision: a human, or a stream that only takes a message
                 why = "stream_lost" if call.media_connected else "media_unavailable"
-                outcome = failover_outcome(self.res, call.call_id, why)
+                outcome = await failover_outcome(self.res, call.call_id, why)
                 log.warning("[call %s] no decision (%s): %s", call.call_id, why, outcome)
                 if outcome.outcome == "overflow":
                     outcome = await self._converse(call, {**details, "mode": "mailbox", "reason": outcome.reason or ""})

@@ -123,6 +123,8 @@ def _identify(resources: Resources) -> Identify:
             raise Refused(f"UUID {start.stream_id} already had its media stream")
         if resources.settings.audiosocket_known_calls_only:
             raise Refused(f"UUID {start.stream_id} is not a call set up through ARI")
+        if resources.draining:  # the dialplan goes on after AudioSocket(): the centre's own fallback
+            raise Refused("this instance is draining (stopping): no new call")
         try:
             await resources.store.create_call(
                 call_id,

@@ -56,6 +56,8 @@ async def asterisk_dials_us(websocket: WebSocket) -> None:
 
 def _refusal(websocket: WebSocket, resources: Resources) -> str | None:
     settings = resources.settings
+    if resources.draining:
+        return "this instance is draining (stopping): no new call"
     if settings.asterisk_media_password is None:
         return None
     expected = f"{settings.asterisk_media_username or ''}:{settings.asterisk_media_password.get_secret_value()}"

@@ -6,6 +6,7 @@ import logging
 
 from fastapi import APIRouter, Request, Response
 
+from callbot.call.handover import leave_queue
 from callbot.call.turn_log import last_intent
 from callbot.errors import StorageError
 from callbot.resources import Resources
@@ -64,7 +65,7 @@ async def transfer_result(call_id: str, request: Request) -> Response:
     verify_signature(request, resources, params)
     await known_call(resources, call_id, params)
     result = params.get("DialCallStatus") or params.get("QueueResult") or "unknown"
-    waited = resources.live.dequeue(call_id)
+    waited = await leave_queue(resources, call_id)
     wait_s = _seconds(params.get("QueueTime")) if "QueueResult" in params else None
     if wait_s is None and waited is not None:
         wait_s = waited[1]

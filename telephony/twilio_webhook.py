@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import time
 import uuid
 
+import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.requests import HTTPConnection
 
@@ -55,6 +57,8 @@ WEBHOOK_RESPONSES = {
 router = APIRouter(prefix="/twilio", tags=["twilio"], responses=WEBHOOK_RESPONSES)
 
 MAX_FORM_FIELDS = 100
+DRAINED = "drained"
+"""Query parameter of a webhook a draining instance sent back to the balancer once (not a second time)."""
 CALL_ID = re.compile(r"[0-9a-f]{32}")
 """Our call ids (uuid4 hex): anything else in a callback URL names no call of ours."""
 TWIML_TARGETS = frozenset({"number", "sip", "queue"})
@@ -159,7 +163,7 @@ async def _failover_twiml(
     """Send the caller to a human without the bot's dialogue (it cannot greet, the stream was lost...): the
     failover transfer, or — when no queue can take the call now — a stream that takes a message. None when
     the bot should go on as usual."""
-    outcome = failover_outcome(resources, call_id, why)
+    outcome = await failover_outcome(resources, call_id, why)
     if outcome.outcome != "transfer":
         if why == "database_unavailable":
             return None  # the bot can still answer; its turns wait in memory for the database
@@ -208,6 +212,11 @@ async def voice(request: Request) -> Response:
         raise HTTPException(status_code=400, detail="CallSid is required")
     bot = resources.bot
     caller, called = params.get("From", "")[:64], params.get("To", "")[:64]
+    if resources.draining and DRAINED not in request.query_params:
+        # stopping: the call's webhook again through the balancer, which no longer sends calls here
+        log.warning("draining: call %s sent back to the balancer", call_sid[:64])
+        url = httpx.URL(public_url(request, resources)).copy_merge_params({DRAINED: "1"})
+        return xml_response(twiml.redirect(str(url)))
     call_id = await _ringing_call(resources, call_sid[:64])
     LOGGED_CALL.set(call_id)
     if call_id is not None:
@@ -232,10 +241,13 @@ async def voice(request: Request) -> Response:
             document = await _failover_twiml(resources, request, call_id, "database_unavailable", caller, called)
             if document is not None:
                 return xml_response(document)
-    if resources.at_capacity():
-        # the bot could not answer this one in time: a human (or the mailbox) takes it, announced by the provider
-        log.warning("[call %s] at capacity (%d calls), handing the call over", call_id, len(resources.active_calls))
-        document = await _failover_twiml(resources, request, call_id, "capacity", caller, called)
+    if resources.at_capacity() or resources.draining:
+        # the bot could not answer this one in time (or a second draining instance was reached): a human (or
+        # the mailbox) takes it, announced by the provider
+        why = "draining" if resources.draining else "capacity"
+        state = "draining" if resources.draining else "at capacity"
+        log.warning("[call %s] %s (%d calls), handing the call over", call_id, state, len(resources.active_calls))
+        document = await _failover_twiml(resources, request, call_id, why, caller, called)
         if document is not None:
             return xml_response(document)
     if resources.tts is None:
@@ -245,6 +257,7 @@ async def voice(request: Request) -> Response:
         assert document is not None
         return xml_response(document)
     base = base_url(request, resources)
+    resources.last_answer_at = time.monotonic()
     log.info("[call %s] incoming Twilio call %s", call_id, call_sid)
     log.debug("[call %s] from %s to %s", call_id, caller or "?", called or "?")
     return xml_response(

@@ -65,5 +65,10 @@ def say_text(text: str, language: str) -> str:
     return f"<Say language={quoteattr(_LANG.get(language, language))}>{escape(text)}</Say>"
 
 
+def redirect(url: str) -> str:
+    """Ask Twilio to fetch the call's TwiML again from ``url`` (POST, with the same call parameters)."""
+    return _doc(f'<Redirect method="POST">{escape(url)}</Redirect>')
+
+
 def hangup() -> str:
     return _doc("<Hangup/>")

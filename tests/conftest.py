@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import shutil
 import signal
 import socket
@@ -185,6 +186,16 @@ class Server:
 
     def logs(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def console(self) -> tuple[httpx.Client, str]:
+        """A browser-like client logged in to the console as the ops user, and its session's CSRF token."""
+        assert self.token  # the ops user exists
+        client = httpx.Client(base_url=self.url, timeout=30)
+        form = client.get("/login").text
+        login_csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)  # type: ignore[union-attr]
+        login = {"username": "ops.tester", "password": TEST_PASSWORD, "csrf_token": login_csrf}
+        landing = client.post("/login", data=login, follow_redirects=True).text
+        return client, re.search(r'data-csrf="([^"]+)"', landing).group(1)  # type: ignore[union-attr]
 
 
 @pytest.fixture

@@ -159,6 +159,8 @@ async def _message_until_killed(server: Server, audio: bytes, kill_after_s: floa
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"])
 def test_a_killed_server_loses_at_most_the_last_second_of_a_message(serve, tmp_path, request, database):
     env = {"CALLBOT_DATABASE_URL": request.getfixturevalue("postgres_url")} if database == "postgresql" else {}
+    # restarted as the same instance (on PostgreSQL, what tells it the calls it carried are its own)
+    env["CALLBOT_INSTANCE_ID"] = "restarted-instance"
     server = serve(**env)
     speech = b"".join(line_audio(speech_clip("fr", f"fleurs-fr-00{n}.wav")) for n in (3, 4, 5))
     call_id, sent = asyncio.run(_message_until_killed(server, speech, kill_after_s=16))

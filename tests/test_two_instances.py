@@ -14,7 +14,7 @@ import httpx
 import sqlalchemy as sa
 import websockets
 
-from tests.conftest import Server
+from tests.conftest import Server, bot_copy
 
 FRAUD = ">sip:fraud@pbx.example.com</Sip></Dial>"
 
@@ -53,13 +53,19 @@ async def _stream_here_act_there(streamer: Server, actor: Server) -> str:
         return answer.text
 
 
-def test_a_decision_taken_on_one_instance_is_carried_out_by_the_other(serve, postgres_url):
+def _roomy_fraud_queue(routing: dict[str, Any]) -> None:
+    """Six calls wait in the fraud queue together (both instances count them all)."""
+    routing["queues"]["fraud"] |= {"max_length": 10, "max_wait_s": 3600}
+
+
+def test_a_decision_taken_on_one_instance_is_carried_out_by_the_other(serve, postgres_url, tmp_path):
     servers: list[Server] = []
     failures: list[BaseException] = []
+    bot = bot_copy(tmp_path / "bot" / "fr", _roomy_fraud_queue)
 
     def start() -> None:
         try:
-            servers.append(serve(CALLBOT_DATABASE_URL=postgres_url))
+            servers.append(serve(CALLBOT_DATABASE_URL=postgres_url, CALLBOT_BOT_DIR=str(bot)))
         except BaseException as exc:  # pytest.fail in a thread: reported by the test itself
             failures.append(exc)
 
@@ -72,7 +78,7 @@ def test_a_decision_taken_on_one_instance_is_carried_out_by_the_other(serve, pos
     first, second = servers
     engine = sa.create_engine(postgres_url.replace("postgresql://", "postgresql+psycopg://"))
     with engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0008"]
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == ["0009"]
     engine.dispose()
 
     async def calls() -> list[str]:

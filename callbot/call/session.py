@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from callbot.call.handover import failover_outcome, transfer_outcome, webhook_transfer
+from callbot.call.handover import failover_outcome, sync_waiting, transfer_outcome, webhook_transfer
 from callbot.call.listener import Listener, ListenerEvent, RecognitionFailed
 from callbot.call.message import MessageTaker, finish_message, start_message
 from callbot.call.player import LineSink, Player
@@ -44,6 +44,8 @@ from routing.decision import (
 log = logging.getLogger(__name__)
 DECISION_WRITE_S = 1.0
 """The longest the hand-back of a decided call waits for the database."""
+DECISION_ATTEMPTS = 3
+"""Decisions taken again when the chosen queue filled on another instance; the last one places the call."""
 
 SessionEvent = ListenerEvent | DtmfIn | HangUp
 
@@ -120,7 +122,9 @@ class CallSession:
         else:
             self.degraded.append("asr")
         try:
-            await self.res.store.mark_started(self.call_id, self.degraded, self.transport, self.line)
+            await self.res.store.mark_started(
+                self.call_id, self.degraded, self.transport, self.line, self.res.settings.instance
+            )
         except StorageError as exc:
             self.log.warning("could not mark the call started: %s", exc)
         self.log.info("stream %s started (degraded: %s)", stream.stream_id, self.degraded or "no")
@@ -172,8 +176,11 @@ class CallSession:
         than once."""
         if self._dialogue is not None and not self._dialogue.done():
             self.hang_up()
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._dialogue, timeout=5)
+            # shielded: a closer that is itself cancelled (its connection's task torn down) must not cancel a
+            # decision being taken (it may be waiting for the shared queue counts); the dialogue then finishes
+            # on its own and publishes its decision
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._dialogue), timeout=5)
         if self._listener is not None:
             await self._listener.close()
             rec = self._listener.recognizer
@@ -235,15 +242,17 @@ class CallSession:
                 caller_event, started = await self._understand(event)
                 if caller_event is None:
                     continue
-                decision, self.state = decide(caller_event, self.state, self._context())
-                await self._carry_out(decision, started)
+                decision, placed = await self._decide(caller_event)
+                await self._carry_out(decision, started, placed)
         except Exception as exc:
             # whatever broke, the caller goes to a human (or the mailbox) rather than into silence
             self.log.exception("dialogue failed, handing the call over: %s", exc)
             self.res.metrics.stage_failures.labels("dialogue").inc()
-            self.outcome = failover_outcome(self.res, self.call_id, "dialogue_error")
+            self.outcome = await failover_outcome(self.res, self.call_id, "dialogue_error")
         finally:
             self.line_dropped = self._hung_up.is_set()
+            if self.outcome is not None:  # for the provider's callback, even if this call's closer was torn down
+                self.res.outcomes[self.call_id] = self.outcome
             self.ended.set()
 
     async def _greet(self) -> None:
@@ -344,19 +353,39 @@ class CallSession:
     def _context(self) -> Context:
         return Context(self.bot, self.res.folder.router, datetime.now(UTC), self.res.live.snapshot())
 
-    async def _carry_out(self, decision: Decision, started: float) -> None:
+    async def _decide(self, caller_event: CallerEvent) -> tuple[Decision, CallOutcome | None]:
+        """The dialogue's decision on the waiting counts of every instance, and for a transfer the call's
+        place in the queue: a queue that filled on another instance meanwhile makes the bot decide again."""
+        for attempt in range(1, DECISION_ATTEMPTS + 1):
+            await sync_waiting(self.res)
+            decision, state = decide(caller_event, self.state, self._context())
+            placed = None
+            if (
+                isinstance(decision, Transfer)
+                and self.res.folder.routing.queues[decision.queue].target.type != "webhook"
+            ):
+                last = attempt == DECISION_ATTEMPTS
+                placed = await transfer_outcome(decision, self.res, self.call_id, bounded=not last)
+                if placed is None:
+                    self.log.info("queue %s filled meanwhile, deciding again", decision.queue)
+                    continue
+            self.state = state
+            return decision, placed
+        raise AssertionError("the last attempt always places the call")
+
+    async def _carry_out(self, decision: Decision, started: float, placed: CallOutcome | None) -> None:
         # the reasons may hold what the caller said (entities, words): only the rule at INFO
         self.log.info("decision %s (rule %s)", decision.action, decision.why.get("rule"))
         self.log.debug("decision %s: %s", decision.action, decision.why)
         handoff: asyncio.Task[CallOutcome | Overflow] | None = None
         if isinstance(decision, Transfer):
-            if self.res.folder.routing.queues[decision.queue].target.type == "webhook":
-                # the hand-off request runs while the caller hears the announcement
+            if placed is None:
+                # a webhook target: the hand-off request runs while the caller hears the announcement
                 handoff = asyncio.create_task(
                     webhook_transfer(decision, self.res, self.call_id, self.state.caller, self.turns.turns, self.log)
                 )
             else:
-                self.outcome = transfer_outcome(decision, self.res, self.call_id)
+                self.outcome = placed
         elif isinstance(decision, Overflow):
             self.outcome = CallOutcome("overflow", reason=decision.reason)
         elif isinstance(decision, Hangup):
@@ -448,7 +477,7 @@ class CallSession:
             self.log.error("speech synthesis failed: %s", exc)
             self.res.metrics.stage_failures.labels("tts").inc()
             if self.outcome is None:
-                self.outcome = failover_outcome(self.res, self.call_id, "tts_error")
+                self.outcome = await failover_outcome(self.res, self.call_id, "tts_error")
         self.player.end_of_utterance()
         self.res.metrics.engine_cpu.labels("piper").inc(max(tts.cpu_seconds - cpu_before, 0.0))
         try:

@@ -12,7 +12,7 @@ from typing import TypeVar
 
 from callbot.errors import StorageError
 from callbot.mailbox.notify import Smtp
-from callbot.mailbox.recording import read_meta, repair
+from callbot.mailbox.recording import MessageMeta, read_meta, repair
 from callbot.mailbox.store import MailboxStore
 from callbot.mailbox.worker import WorkerSettings
 from callbot.settings import Settings
@@ -35,10 +35,13 @@ def resolve_audio(recordings: Path, relative: str) -> Path | None:
     return path if path.is_relative_to(root) and path.suffix == ".wav" else None
 
 
-def recover_messages(store: MailboxStore, recordings: Path, *, min_age_s: float = 0.0) -> list[str]:
+def recover_messages(
+    store: MailboxStore, recordings: Path, *, min_age_s: float = 0.0, quiet: bool = False
+) -> list[str]:
     """File every message a crash or a database outage left unfinished: the WAV's sizes are repaired and the
-    item is created or completed. Messages written to in the last ``min_age_s`` seconds are left alone (a call
-    may still be recording them). Returns the item ids recovered."""
+    item is created or completed. Messages of calls an instance still carries, or written to in the last
+    ``min_age_s`` seconds, are left alone (they may still be being recorded). ``quiet``: a recording missing here
+    (another instance's, without shared storage) is not reported. Returns the item ids recovered."""
     recovered: list[str] = []
     now = time.time()
     candidates: dict[str, Path] = {}
@@ -53,12 +56,23 @@ def recover_messages(store: MailboxStore, recordings: Path, *, min_age_s: float 
     if recordings.is_dir():
         for meta_file in recordings.glob("*/*/*.json"):
             candidates.setdefault(meta_file.stem, meta_file.with_suffix(".wav"))
+    unfinished: dict[str, tuple[MessageMeta, Path]] = {}
     for item_id, wav in candidates.items():
         meta = read_meta(wav.with_suffix(".json"))
         if meta is None or not wav.is_file():
+            if quiet:
+                continue
             log.error("[item %s] unfinished message without its recording or metadata (%s)", item_id, wav)
             continue
-        if now - wav.stat().st_mtime < min_age_s:
+        if now - wav.stat().st_mtime >= min_age_s:
+            unfinished[item_id] = (meta, wav)
+    try:
+        carried = store.calls_in_progress(sorted({meta.call_id for meta, _ in unfinished.values()}))
+    except StorageError as exc:
+        log.warning("unfinished messages not recovered, database unavailable: %s", exc)
+        return recovered
+    for item_id, (meta, wav) in unfinished.items():
+        if meta.call_id in carried:
             continue
         duration = repair(wav)
         relative = wav.resolve().relative_to(recordings.resolve()).as_posix()
@@ -99,6 +113,7 @@ def worker_settings(settings: Settings, timezone: str) -> WorkerSettings:
         keep_unmasked=settings.mailbox_keep_unmasked,
         retry_s=settings.mailbox_retry_s,
         console_url=settings.public_base_url,
+        only_readable=not settings.effective_database_url.startswith("sqlite"),
     )
 
 

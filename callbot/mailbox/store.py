@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 from callbot.mailbox.items import STATUSES, ItemFilter, check_transition
 from callbot.mailbox.recording import MessageMeta
 from callbot.storage.database import in_transaction
-from callbot.storage.tables import MailboxEventRow, MailboxItemRow
+from callbot.storage.tables import CallRow, MailboxEventRow, MailboxItemRow
 
 T = TypeVar("T")
 MAX_TRANSCRIPTION_ATTEMPTS = 3
 LEASE = timedelta(minutes=10)
+NOTIFY_LEASE = timedelta(minutes=2)
+"""Longer than an SMTP exchange with its timeouts: an e-mail is taken again only when its sender died."""
 
 
 class ItemNotFound(LookupError):
@@ -121,6 +123,13 @@ class MailboxStore:
         self.finish_recording(meta.item_id, duration_s, recovered=True)
         return True
 
+    def calls_in_progress(self, call_ids: list[str]) -> set[str]:
+        """Those of ``call_ids`` an instance still carries (their messages may still be being recorded)."""
+        if not call_ids:
+            return set()
+        query = select(CallRow.id).where(CallRow.id.in_(call_ids), CallRow.status == "in_progress")
+        return self._run(lambda s: set(s.scalars(query)))
+
     def recording_items(self) -> list[tuple[str, str]]:
         """(item id, audio path) of messages still marked as being recorded."""
         query = select(MailboxItemRow.id, MailboxItemRow.audio_path).where(MailboxItemRow.audio_state == "recording")
@@ -128,9 +137,10 @@ class MailboxStore:
 
     # --- transcription queue ---------------------------------------------------------------------------------
 
-    def claim_transcription(self) -> TranscriptionJob | None:
+    def claim_transcription(self, readable: Callable[[str], bool] | None = None) -> TranscriptionJob | None:
         """The next message to transcribe, leased to this worker (a worker that dies releases it when the lease
-        ends)."""
+        ends). ``readable``: only a message whose recording this instance can read (several instances without
+        shared storage: the one that recorded it transcribes it)."""
         now = _now()
 
         def claim(s: Session) -> TranscriptionJob | None:
@@ -144,7 +154,13 @@ class MailboxStore:
                 ),
                 or_(MailboxItemRow.transcription_next_at.is_(None), MailboxItemRow.transcription_next_at <= now),
             )
-            candidate = s.scalar(select(MailboxItemRow).where(due).order_by(MailboxItemRow.created_at).limit(1))
+            candidates = s.scalars(
+                select(MailboxItemRow)
+                .where(due)
+                .order_by(MailboxItemRow.created_at)
+                .limit(1 if readable is None else 50)
+            )
+            candidate = next((c for c in candidates if readable is None or readable(c.audio_path or "")), None)
             if candidate is None:
                 return None
             claimed = s.execute(
@@ -227,25 +243,45 @@ class MailboxStore:
 
     # --- notifications ---------------------------------------------------------------------------------------
 
-    def due_notifications(self, limit: int = 10) -> list[MailboxItemRow]:
-        """Messages whose e-mail is due: once transcription has ended (done, failed, or waiting for a model)."""
+    def claim_notifications(self, limit: int = 10, *, transcribed: bool = False) -> list[MailboxItemRow]:
+        """Messages whose e-mail is due, each leased to this worker so that whichever instance claims it sends it
+        and no other does (one whose sender died is taken again when the lease ends). ``transcribed``: only once
+        transcription has ended (a speech model is installed, so the transcript may still come)."""
         now = _now()
-        query = (
-            select(MailboxItemRow)
-            .where(
-                MailboxItemRow.notify_state == "pending",
-                MailboxItemRow.audio_state.in_(("complete", "recovered")),
-                or_(MailboxItemRow.notify_next_at.is_(None), MailboxItemRow.notify_next_at <= now),
-            )
-            .order_by(MailboxItemRow.created_at)
-            .limit(limit)
+        due = and_(
+            MailboxItemRow.audio_state.in_(("complete", "recovered")),
+            or_(
+                and_(
+                    MailboxItemRow.notify_state == "pending",
+                    or_(MailboxItemRow.notify_next_at.is_(None), MailboxItemRow.notify_next_at <= now),
+                ),
+                and_(MailboxItemRow.notify_state == "sending", MailboxItemRow.notify_lease_until < now),
+            ),
         )
-        return self._run(lambda s: list(s.scalars(query)))
+        if transcribed:
+            due = and_(due, MailboxItemRow.transcription.in_(("transcribed", "transcription_failed")))
+
+        def claim(s: Session) -> list[MailboxItemRow]:
+            ids = list(s.scalars(select(MailboxItemRow.id).where(due).order_by(MailboxItemRow.created_at).limit(limit)))
+            claimed = []
+            for item_id in ids:
+                taken = s.execute(
+                    update(MailboxItemRow)
+                    .where(MailboxItemRow.id == item_id, due)
+                    .values(notify_state="sending", notify_lease_until=now + NOTIFY_LEASE)
+                    .execution_options(synchronize_session=False)
+                )
+                if getattr(taken, "rowcount", 0) == 1:  # else another instance took it
+                    claimed.append(item_id)
+            return list(s.scalars(select(MailboxItemRow).where(MailboxItemRow.id.in_(claimed)))) if claimed else []
+
+        return self._run(claim)
 
     def notification_result(self, item_id: str, error: str | None, retry_in: timedelta | None) -> None:
         def save(s: Session) -> None:
             row = self._get(s, item_id)
             row.notify_attempts += 1
+            row.notify_lease_until = None
             if error is None:
                 row.notify_state, row.notify_error = "sent", None
                 s.add(_event(item_id, "system", "notified", {"attempts": row.notify_attempts}))
@@ -253,6 +289,7 @@ class MailboxStore:
                 row.notify_state, row.notify_error = "failed", error[:1000]
                 s.add(_event(item_id, "system", "notification_failed", {"error": error[:500]}))
             else:
+                row.notify_state = "pending"
                 row.notify_error, row.notify_next_at = error[:1000], _now() + retry_in
 
         self._run(save)
@@ -295,7 +332,7 @@ class MailboxStore:
             return {
                 "new": n(MailboxItemRow.status == "new"),
                 "transcription": n(MailboxItemRow.transcription.in_(("pending_transcription", "transcribing"))),
-                "notification": n(MailboxItemRow.notify_state == "pending"),
+                "notification": n(MailboxItemRow.notify_state.in_(("pending", "sending"))),
             }
 
         return self._run(count)

@@ -43,6 +43,9 @@ class WorkerSettings:
     max_notify_attempts: int = 5
     poll_s: float = 2.0
     console_url: str | None = None
+    only_readable: bool = False
+    """Several instances share the database: take only messages whose recording is readable here (the others
+    are left to the instance that recorded them). One instance: a missing recording is a failed transcription."""
 
 
 class MailboxWorker:
@@ -64,6 +67,9 @@ class MailboxWorker:
         self._wake = asyncio.Event()
         self._nlu_retry_at = 0.0
         """While the NLU is down, classification is retried every ``retry_s`` (not at every poll)."""
+
+    def _readable(self, audio_path: str) -> bool:
+        return (self.settings.recordings / audio_path).is_file()
 
     def wake(self) -> None:
         """A message was just recorded: look at the queues now rather than at the next poll."""
@@ -88,7 +94,8 @@ class MailboxWorker:
         """One unit of work of each kind; True when something was done (more may be waiting)."""
         did = False
         if self.asr is not None:
-            job = await asyncio.to_thread(self.store.claim_transcription)
+            readable = self._readable if self.settings.only_readable else None
+            job = await asyncio.to_thread(self.store.claim_transcription, readable)
             if job is not None:
                 await self.transcribe(job)
                 did = True
@@ -161,12 +168,8 @@ class MailboxWorker:
     async def _notify(self) -> bool:
         assert self.smtp is not None
         smtp = self.smtp
-        due = [
-            item
-            for item in await asyncio.to_thread(self.store.due_notifications)
-            # wait for the transcript while it may still come (a speech model is installed)
-            if self.asr is None or item.transcription in ("transcribed", "transcription_failed")
-        ]
+        # wait for the transcript while it may still come (a speech model is installed)
+        due = await asyncio.to_thread(self.store.claim_notifications, transcribed=self.asr is not None)
         for item in due:
             audio = None
             if smtp.attach_audio and item.audio_path:

@@ -49,6 +49,7 @@ class SimulatedCall:
         dtx: bool = False,
         json_control: bool = False,
         media_auth: tuple[str, str] | None = None,
+        callback_url: str | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.audio = audio
@@ -60,6 +61,7 @@ class SimulatedCall:
         self.audiosocket, self.line_format, self.ari = audiosocket, line_format, ari
         self.ari_app, self.ari_args = ari_app, ari_args
         self.dtx, self.json_control, self.media_auth = dtx, json_control, media_auth
+        self.callback_url = callback_url
         self.report = CallReport(transport=transport)
 
     async def run(self) -> tuple[CallReport, bytes]:
@@ -87,7 +89,14 @@ class SimulatedCall:
         if self.transport == "twilio":
             from callbot.simulator.twilio_peer import TwilioLine
 
-            return TwilioLine(self.url, self.report, caller=self.caller, called=self.called, auth_token=self.auth_token)
+            return TwilioLine(
+                self.url,
+                self.report,
+                caller=self.caller,
+                called=self.called,
+                auth_token=self.auth_token,
+                callback_url=self.callback_url,
+            )
         if self.transport == "audiosocket":
             from callbot.simulator.audiosocket_peer import AudioSocketLine
 

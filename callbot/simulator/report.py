@@ -34,6 +34,8 @@ class CallReport:
     marks_echoed: int = 0
     clears: int = 0
     twiml: str = ""
+    redirects: list[str] = field(default_factory=list)
+    """URLs the call's TwiML was fetched again from (<Redirect>: a draining instance sent it elsewhere)."""
     asterisk: dict[str, Any] = field(default_factory=dict)
     """What the Asterisk side saw: the dialplan place and channel variables ARI set, close codes..."""
     peer_errors: list[str] = field(default_factory=list)

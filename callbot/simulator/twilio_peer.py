@@ -23,14 +23,26 @@ from telephony.g711 import pcm16_to_ulaw, ulaw_to_pcm16
 from telephony.twilio_signature import compute_signature
 
 ACCOUNT_SID = "AC" + "0" * 32
+MAX_REDIRECTS = 5
 
 
 class TwilioLine:
     marks = True
     dtx = False
 
-    def __init__(self, url: str, report: CallReport, *, caller: str, called: str, auth_token: str | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        report: CallReport,
+        *,
+        caller: str,
+        called: str,
+        auth_token: str | None,
+        callback_url: str | None = None,
+    ) -> None:
         self.url, self.report = url.rstrip("/"), report
+        self.callback_url = callback_url.rstrip("/") if callback_url else None
+        """Where the <Connect action> callback goes instead (another instance behind a balancer)."""
         self.caller, self.called, self.auth_token = caller, called, auth_token
         self.call_sid = "CA" + secrets.token_hex(16)
         self.stream_sid = "MZ" + secrets.token_hex(16)
@@ -58,6 +70,13 @@ class TwilioLine:
     async def connect(self, playback: Playback) -> None:
         twiml = await self._post(f"{self.url}/twilio/voice", self.params)
         root = _parse_twiml(twiml)
+        for _ in range(MAX_REDIRECTS):  # as Twilio does: <Redirect> fetches the call's TwiML from elsewhere
+            redirect = root.find("./Redirect")
+            if redirect is None or not redirect.text:
+                break
+            self.report.redirects.append(redirect.text.strip())
+            twiml = await self._post(redirect.text.strip(), self.params)
+            root = _parse_twiml(twiml)
         stream, connect = root.find("./Connect/Stream"), root.find("./Connect")
         if stream is None or connect is None:
             # no stream (the bot cannot greet): the document carries the call out at once
@@ -150,7 +169,10 @@ class TwilioLine:
             if self._ws is not None:
                 await self._ws.close()
             if self._action:
-                self._finish_with(await self._post(self._action, {**self.params, "CallStatus": "in-progress"}))
+                action = self._action
+                if self.callback_url:
+                    action = self.callback_url + action[action.index("/twilio/") :]
+                self._finish_with(await self._post(action, {**self.params, "CallStatus": "in-progress"}))
         finally:
             await self._http.aclose()
 

@@ -117,6 +117,16 @@ class CallStore:
 
         return await self._run(close)
 
+    async def close_instance_calls(self, instance: str | None) -> int:
+        """At startup: the calls this instance carried when it stopped (all of them with ``None``, one instance
+        on SQLite) are closed as ``interrupted``; how many."""
+        now = datetime.now(UTC)
+        carried = [CallRow.status == "in_progress"]
+        if instance is not None:
+            carried.append(CallRow.instance == instance)
+        stmt = update(CallRow).where(*carried).values(status="interrupted", ended_at=now, streams_allowed=0)
+        return await self._run(lambda s: int(s.execute(stmt).rowcount))  # type: ignore[attr-defined]
+
     async def ringing_call(self, provider: str, provider_call_id: str) -> str | None:
         """Our id of the provider's call when it is still ringing here (a webhook sent again for it)."""
 
@@ -132,11 +142,17 @@ class CallStore:
         return await self._run(lambda s: s.get(CallRow, call_id) is not None)
 
     async def mark_started(
-        self, call_id: str, degraded: list[str], transport: str | None = None, line_codec: str | None = None
+        self,
+        call_id: str,
+        degraded: list[str],
+        transport: str | None = None,
+        line_codec: str | None = None,
+        instance: str | None = None,
     ) -> None:
         def update(s: Session) -> None:
             row = _get(s, call_id)
             row.status = "in_progress"
+            row.instance = instance
             row.stream_started_at = row.seen_at = datetime.now(UTC)
             row.degraded = degraded
             row.transport = transport or row.transport

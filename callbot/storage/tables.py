@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
@@ -44,6 +44,8 @@ class CallRow(Base):
     """Media streams the call may still open: each is granted once (the webhook, a stream to take a message)."""
     seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     """Last time the instance carrying the call said it was still on; a call no one carries is interrupted."""
+    instance: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    """The instance carrying the call's stream (``CALLBOT_INSTANCE_ID``)."""
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True, index=True)
     outcome_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     transfer_queue: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -84,6 +86,21 @@ class TurnRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
     call: Mapped[CallRow] = relationship(back_populates="turns")
+
+
+class WaitingCallRow(Base):
+    """A call handed to a queue that has not left it yet, as every instance sees it: waiting counts and
+    estimated waits are shared. A row the provider never reports on expires with the queue's longest wait."""
+
+    __tablename__ = "queue_waiting"
+    __table_args__ = (Index("ix_queue_waiting_bot_queue", "bot", "queue"),)
+
+    call_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    bot: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(64))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    since: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
 
 
 class AgentStatusRow(Base):
@@ -171,9 +188,11 @@ class MailboxItemRow(Base):
     reason_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)
     corrected_reason: Mapped[str | None] = mapped_column(String(64), nullable=True)
     entities: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    notify_state: Mapped[str] = mapped_column(String(16), default="off")  # off, pending, sent, failed
+    notify_state: Mapped[str] = mapped_column(String(16), default="off")  # off, pending, sending, sent, failed
     notify_attempts: Mapped[int] = mapped_column(Integer, default=0)
     notify_next_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    notify_lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    """While an instance sends the e-mail (state ``sending``): the others leave it alone until then."""
     notify_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 

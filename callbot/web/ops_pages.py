@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -19,6 +20,7 @@ from callbot.resources import Resources
 from callbot.training_job import Trainer
 from callbot.web.render import OpsPage, page, redirect
 from nlu import training_edits
+from nlu.publishing import serving_model
 from nlu.training_data import load_training_data
 from routing.queue_state import queue_status
 from routing.routing_config import AGENT_STATUSES
@@ -286,4 +288,16 @@ def _training_context(request: Request) -> dict[str, Any]:
     trainer = _trainer(request)
     sidecar = resources.sidecar
     serving = sidecar.model_path.name if sidecar is not None else "external Rasa"
-    return {"job": trainer.status, "busy": trainer.busy, "serving": serving, "nlu": resources.health.get("nlu")}
+    published = serving_model(resources.settings.bot_dir, resources.settings.models_dir).name.removesuffix(".tar.gz")
+    now = time.time()
+    rasa_servers = [
+        {"address": a, "serving": p.serving, "current": p.serving == published, "ago_s": round(now - p.at)}
+        for a, p in sorted(resources.model_polls.items())
+    ]
+    return {
+        "job": trainer.status,
+        "busy": trainer.busy,
+        "serving": serving,
+        "nlu": resources.health.get("nlu"),
+        "rasa_servers": rasa_servers,
+    }

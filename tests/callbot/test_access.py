@@ -34,8 +34,9 @@ PUBLIC = {
     "/openapi.json",
 }
 """Routes anyone may call: health, liveness, readiness and metrics (no personal data) and the API description."""
-SIGNED = re.compile(r"^/twilio/")
-"""The provider's webhooks: authenticated by X-Twilio-Signature, not by a user (docs/call-path.md)."""
+SIGNED = re.compile(r"^/(twilio/|api/nlu/model/published$)")
+"""The provider's webhooks, authenticated by X-Twilio-Signature, and the model server Rasa pulls from, by its
+own token (CALLBOT_MODEL_SERVER_TOKEN): not by a user (docs/call-path.md, docs/deployment.md)."""
 
 
 @pytest.fixture
@@ -216,6 +217,7 @@ EXPECTED: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/mailbox/{item_id}"): {"trainee", "ops", "admin"},
     ("GET", "/api/mailbox/{item_id}/audio"): {"trainee", "ops", "admin"},
     ("PATCH", "/api/mailbox/{item_id}"): {"trainee", "ops", "admin"},
+    ("GET", "/api/nlu/servers"): {"ops", "admin"},
 }
 """Who may use each route. A route missing from this table fails the test: decide who may use it first."""
 

@@ -4,12 +4,14 @@ second restart."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
 
 import httpx
 
+from nlu.sidecar import RasaSidecar
 from tests.conftest import RASA_VENV, ROOT, free_port
 
 
@@ -51,3 +53,22 @@ def _zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def test_a_token_that_starts_with_a_dash_still_starts_the_sidecar(fr_nlu_model, tmp_path):
+    """Given apart (``--auth-token -x``), a token starting with ``-`` is read as an option and Rasa does not
+    start; the sidecar passes it as one argument."""
+    sidecar = RasaSidecar(RASA_VENV, fr_nlu_model, free_port(), tmp_path / "rasa.log", 240)
+    sidecar.token = "-" + sidecar.token[1:]
+
+    async def run() -> tuple[int, int]:
+        await sidecar.start()
+        try:
+            async with httpx.AsyncClient(timeout=10) as http:
+                right = await http.get(f"{sidecar.url}/status", params={"token": sidecar.token})
+                wrong = await http.get(f"{sidecar.url}/status", params={"token": sidecar.token[1:]})
+            return right.status_code, wrong.status_code
+        finally:
+            await sidecar.stop()
+
+    assert asyncio.run(run()) == (200, 401)

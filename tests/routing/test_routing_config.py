@@ -4,6 +4,7 @@ and from `callbot routing check`, which exits non-zero with the same message."""
 from __future__ import annotations
 
 import copy
+import json
 import shutil
 import subprocess
 import sys
@@ -244,3 +245,19 @@ def test_routing_explain(tmp_path: Path) -> None:
     assert lines[1] == "decision: overflow to the mailbox, reason closed"
     assert lines[2] == "rule: intent:talk_to_advisor"
     assert "tried skill general in queue advisors: closed (public holiday Noël (2026-12-25)" in lines[3]
+
+
+def test_routing_check_json_lists_what_the_folder_defines() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "callbot.cli", "routing", "check", "--json", "--bot", str(ROOT / "bots" / "fr")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    summary = json.loads(completed.stdout)
+    folder = load_bot_folder(ROOT / "bots" / "fr")
+    assert summary["ok"] is True and summary["language"] == "fr"
+    assert summary["queues"] == sorted(folder.routing.queues)
+    assert summary["rules"] == [rule.id for rule in folder.routing.rules]
