@@ -354,10 +354,12 @@ class CallSession:
         return Context(self.bot, self.res.folder.router, datetime.now(UTC), self.res.live.snapshot())
 
     async def _decide(self, caller_event: CallerEvent) -> tuple[Decision, CallOutcome | None]:
-        """The dialogue's decision on the waiting counts of every instance, and for a transfer the call's
-        place in the queue: a queue that filled on another instance meanwhile makes the bot decide again."""
+        """The dialogue's decision on the waiting counts of every instance (as followed in the background), and
+        for a transfer the call's place in the queue, taken atomically on the current count: a queue that filled
+        on another instance meanwhile makes the bot decide again on fresh counts."""
         for attempt in range(1, DECISION_ATTEMPTS + 1):
-            await sync_waiting(self.res)
+            if attempt > 1:  # the first decision uses the counts followed every 2 s; the place is checked anyway
+                await sync_waiting(self.res)
             decision, state = decide(caller_event, self.state, self._context())
             placed = None
             if (
