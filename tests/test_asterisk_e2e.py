@@ -491,7 +491,9 @@ def test_broken_peers_are_rejected_and_disconnected_while_a_good_call_goes_on(se
             transport="audiosocket",
             audiosocket=audiosocket,
             dtmf="3",
-            barge_in=True,
+            # the key after the greeting: on a line without marks, the tail of a greeting cut by a key that a
+            # busy server takes late is not the answer, and a caller cannot tell the two apart
+            barge_in=False,
             keys_first=True,
             api_token=server.token,
             turn_timeout=30,
