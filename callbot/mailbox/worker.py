@@ -23,11 +23,10 @@ from callbot.mailbox.pii import mask_transcript
 from callbot.mailbox.recording import read_pcm
 from callbot.mailbox.store import Classified, MailboxStore, Transcribed, TranscriptionJob
 from callbot.mailbox.transcriber import transcribe_file
-from callbot.speech.vosk_asr import VoskEngine
+from callbot.speech.transcription import Transcriber, Transcript
 
 log = logging.getLogger(__name__)
 
-Transcript = tuple[str, tuple[Word, ...], float]
 Classify = Callable[[str, str], Awaitable[Classified]]
 """(masked transcript, language) -> the detected reason and entities; raises NluUnavailableError when the NLU
 cannot answer now."""
@@ -53,7 +52,7 @@ class MailboxWorker:
         self,
         store: MailboxStore,
         settings: WorkerSettings,
-        asr: VoskEngine | None,
+        asr: Transcriber | None,
         classify: Classify,
         run_blocking: Callable[[Callable[[], Transcript]], Awaitable[Transcript]],
         smtp: Smtp | None = None,
@@ -110,7 +109,7 @@ class MailboxWorker:
         path = self.settings.recordings / job.audio_path
         engine = self.asr
         try:
-            text, words, cpu = await self._blocking(lambda: transcribe_file(engine, path))
+            text, words, cpu = await self._blocking(lambda: transcribe_file(engine, path, job.language))
         except FileNotFoundError as exc:
             log.error("[item %s] recording %s is missing: %s", job.item_id, job.audio_path, exc)
             return await asyncio.to_thread(
@@ -131,8 +130,9 @@ class MailboxWorker:
         classified = await self._classified(job.item_id, masked.text, job.language)
         await asyncio.to_thread(self.store.save_transcription, job.item_id, result, classified)
         log.info(
-            "[item %s] transcribed: %d words in %.1f CPU s, reason %s, masked %s",
+            "[item %s] transcribed by %s: %d words in %.1f s, reason %s, masked %s",
             job.item_id,
+            engine.engine,
             len(words),
             cpu,
             classified.reason if classified else "(NLU unavailable)",

@@ -23,10 +23,12 @@ from callbot.model_store.layout import (
     read_piper_config,
 )
 from callbot.model_store.manifest import Manifest, ModelKind, shipped_manifest
+from callbot.model_store.whisper import import_whisper, is_whisper_model_dir
 
 _WHAT_WE_IMPORT = (
     "expected a Vosk model folder (with am/final.mdl and conf/mfcc.conf), a .zip, .tar.gz or .tgz archive of "
-    "one, a piper voice .onnx with its .onnx.json beside it, or a folder of piper voices"
+    "one, a piper voice .onnx with its .onnx.json beside it, a folder of piper voices, or a faster-whisper model "
+    "folder (model.bin, config.json, tokenizer.json, vocabulary.txt)"
 )
 
 
@@ -41,6 +43,8 @@ def import_model(source: Path, models_dir: Path, *, language: str | None = None)
     if not source.exists():
         raise ModelStoreError(f"cannot import {source}: no such file or folder")
     manifest = shipped_manifest()
+    if is_whisper_model_dir(source):
+        return [import_whisper(source, models_dir)]
     if source.is_dir():
         return _import_folder(source, models_dir, language)
     if is_archive(source):

@@ -125,6 +125,9 @@ def list_models(models_dir: Path) -> list[InstalledModel]:
             for onnx in piper_dir.glob("*.onnx"):
                 if not onnx.name.startswith(".") and onnx.is_file() and piper_config_path(onnx).is_file():
                     found.append(installed_piper(onnx, language))
+    from callbot.model_store.whisper import list_whisper
+
+    found += list_whisper(models_dir)
     return sorted(found, key=lambda model: (model.language, model.kind, model.name))
 
 

@@ -56,7 +56,7 @@ class ManifestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    engine: Literal["vosk", "piper"]
+    engine: Literal["vosk", "piper", "faster-whisper"]
     license: str | None = None
     notes: str | None = None
     files: tuple[ManifestFile, ...] = Field(min_length=1)
@@ -114,6 +114,8 @@ class Manifest(BaseModel):
     version: Literal[1]
     notes: str | None = None
     languages: dict[str, LanguageModels]
+    whisper: dict[str, ManifestModel] = Field(default_factory=dict)
+    """Multilingual Whisper models for faster-whisper, by name (``callbot models pull whisper-base``)."""
 
     @field_validator("languages")
     @classmethod

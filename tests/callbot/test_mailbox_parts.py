@@ -20,6 +20,7 @@ from callbot.mailbox.recording import MessageMeta, MessageRecording, read_meta, 
 from callbot.mailbox.service import message_path, recover_messages, resolve_audio
 from callbot.mailbox.store import Classified, MailboxStore, Transcribed
 from callbot.mailbox.transcriber import transcribe_file
+from callbot.speech.transcription import Transcriber
 from callbot.speech.vosk_asr import VoskEngine
 from callbot.storage.database import make_engine, migrate
 from routing.bot_config import RecordingPolicy
@@ -326,7 +327,7 @@ def test_transcription_with_the_real_vosk_model(ko_model: Path, tmp_path: Path) 
     recording = MessageRecording(path, meta())
     recording.write(tone(0.5, 0) + read_wav_as_line_pcm(speech_clip("fr", "fleurs-fr-003.wav")) + tone(1.0, 0))
     duration = recording.close()
-    text, words, cpu = transcribe_file(VoskEngine(ko_model), path)
+    text, words, cpu = transcribe_file(Transcriber("vosk", "ko", vosk=VoskEngine(ko_model)), path, "ko")
     assert text and words and cpu > 0
     assert text == " ".join(w.word for w in words)
     assert all(0.0 <= w.conf <= 1.0 for w in words)
