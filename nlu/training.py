@@ -31,6 +31,10 @@ class TrainResult:
     seconds: float
 
 
+RASA_COMPONENTS = Path(__file__).resolve().parent / "rasa_components"
+"""callbot's Rasa components (``callbot_rasa``), run by Rasa's own interpreter."""
+
+
 def rasa_executable(rasa_venv: Path) -> Path:
     exe = rasa_venv / "bin" / "rasa"
     if not exe.is_file():
@@ -42,10 +46,12 @@ def rasa_executable(rasa_venv: Path) -> Path:
 
 
 def rasa_environment() -> dict[str, str]:
-    """Rasa's process environment: no telemetry, quiet TensorFlow."""
+    """Rasa's process environment: no telemetry, quiet TensorFlow, callbot's own components importable."""
     env = dict(os.environ)
+    path = [str(RASA_COMPONENTS), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env.update(
         {
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys(path)),
             "RASA_TELEMETRY_ENABLED": "false",
             "TF_CPP_MIN_LOG_LEVEL": "3",
             "PYTHONWARNINGS": "ignore",

