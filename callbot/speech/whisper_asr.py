@@ -20,6 +20,7 @@ import numpy as np
 from callbot.errors import ModelMissingError, SpeechEngineError
 from callbot.frames import TranscriptFinal, Word
 from callbot.model_store.whisper import is_whisper_model_dir
+from telephony.resample import resample_pcm16
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +111,8 @@ def _words(segments: Any) -> list[Word]:
 
 
 def _as_whisper_input(pcm: bytes, sample_rate: int) -> np.ndarray[Any, np.dtype[np.float32]]:
-    samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32) / 32768.0
-    if sample_rate != WHISPER_RATE and samples.size:
-        import soxr
-
-        samples = soxr.resample(samples, sample_rate, WHISPER_RATE).astype(np.float32)
-    return samples
+    pcm = resample_pcm16(pcm, sample_rate, WHISPER_RATE)
+    return np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32) / 32768.0
 
 
 def _cuda_devices() -> int:
