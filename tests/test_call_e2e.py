@@ -181,3 +181,31 @@ def test_a_call_is_stored_in_postgresql(serve, tmp_path, postgres_url):
     assert call["status"] == "completed"
     assert [t["speaker"] for t in call["turns"]] == ["bot", "dtmf", "bot"]
     assert httpx.get(f"{server.url}/healthz").json()["components"]["database"]["detail"].startswith("postgresql")
+
+
+def test_a_french_caller_is_heard_by_the_whisper_live_mode_and_routed(serve, whisper_base, rasa_server):
+    """No French Vosk model here: live turns are heard by Whisper behind Silero voice activity. A real French
+    speaker (FLEURS, CC BY 4.0) describes an accident: Whisper reads it, the French NLU sees an insurance claim,
+    and the call is transferred to the claims queue; voice over the greeting stops it (barge-in)."""
+    url, token = rasa_server
+    server = serve(CALLBOT_WHISPER_MODEL=str(whisper_base), CALLBOT_RASA_URL=url, CALLBOT_RASA_TOKEN=token)
+    health = httpx.get(f"{server.url}/healthz").json()["components"]
+    assert health["asr"]["state"] == "degraded"  # Whisper on the CPU: it answers later than Vosk would
+    assert "whisper whisper-base with voice activity" in health["asr"]["detail"]
+    assert "answers later than Vosk" in health["asr"]["detail"] and "GPU" in health["asr"]["detail"]
+    for _ in range(100):
+        if httpx.get(f"{server.url}/healthz").json()["components"]["nlu"]["state"] == "up":
+            break
+    # "l'accident a eu lieu en terrain montagneux et il semblerait que cela ait été causé par un incendie malveillant"
+    report = place_call(server, speech_clip("fr", "fleurs-fr-000.wav"), "--barge-in")
+
+    greeting, heard, reply = report["turns"][:3]
+    assert greeting["decision"] == {"rule": "greeting", "speech": True}
+    assert heard["speaker"] == "caller" and "accident" in heard["text"].lower(), heard
+    assert heard["intent"] == "insurance_claim" and heard["confidence"] >= BOT.nlu.threshold
+    words = heard["decision"]["words"]
+    assert words and all(0 <= w[1] <= w[2] and 0 <= w[3] <= 1 for w in words)
+    assert reply["decision"]["rule"] == "intent:insurance_claim"
+    assert report["outcome"] == "transfer" and report["transfer_target"] == target_of("claims")
+    assert report["clears"] >= 1, "voice over the greeting must stop it (barge-in on voice activity)"
+    assert "barge-in (caller speaks: '')" in server.logs()

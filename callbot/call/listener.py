@@ -1,6 +1,6 @@
 """The recognition stage: caller audio in, partial and final transcripts out, decoded in a thread of the call's
-own (named ``vosk-…``) so that the event loop hands it audio with a cheap queue put rather than a thread-pool
-round trip for each batch, and hears back only when there is something to hear."""
+own (named ``vosk-…`` or ``whisper-…``) so that the event loop hands it audio with a cheap queue put rather than
+a thread-pool round trip for each batch, and hears back only when there is something to hear."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from callbot.engine_threads import name_this_thread
 from callbot.errors import SpeechEngineError
 from callbot.frames import TranscriptFinal, TranscriptPartial
-from callbot.speech.vosk_asr import VoskRecognizer
+from callbot.speech.live import StreamingRecognizer
 
 BATCH_SECONDS = 0.1
-"""Audio is handed to Vosk in 100 ms batches: five line frames at a time."""
+"""Audio is handed to the recognizer in 100 ms batches: five line frames at a time."""
 
 MAX_BACKLOG_SECONDS = 5.0
 """If decoding falls this far behind the line, older audio is dropped (and logged) rather than piling up."""
@@ -35,7 +35,7 @@ ListenerEvent = TranscriptPartial | TranscriptFinal | RecognitionFailed
 class Listener:
     def __init__(
         self,
-        recognizer: VoskRecognizer,
+        recognizer: StreamingRecognizer,
         emit: Callable[[ListenerEvent], None],
         log: logging.LoggerAdapter[logging.Logger],
     ) -> None:
@@ -53,12 +53,13 @@ class Listener:
         self.dropped_seconds = 0.0
 
     @property
-    def recognizer(self) -> VoskRecognizer:
+    def recognizer(self) -> StreamingRecognizer:
         return self._recognizer
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._thread = threading.Thread(target=self._run, name="vosk-call", daemon=True)
+        name = f"{self._recognizer.engine}-call"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def feed(self, pcm: bytes) -> None:
@@ -98,7 +99,7 @@ class Listener:
 
     def _run(self) -> None:
         """The decoding thread: audio from the queue, results posted to the event loop when there are any."""
-        name_this_thread("vosk-call")
+        name_this_thread(f"{self._recognizer.engine}-call")
         recognizer = self._recognizer
         try:
             while True:

@@ -138,7 +138,7 @@ class CallSession:
                 self._listener.feed(b"".join(self._early_audio))
                 self._early_audio.clear()
             self._listener.feed(pcm)
-        elif self.res.asr is not None and len(self._early_audio) < 500:  # up to 10 s while Vosk gets ready
+        elif self.res.asr is not None and len(self._early_audio) < 500:  # up to 10 s while the recognizer gets ready
             self._early_audio.append(pcm)
 
     def dtmf(self, digit: str) -> None:
@@ -184,7 +184,7 @@ class CallSession:
         if self._listener is not None:
             await self._listener.close()
             rec = self._listener.recognizer
-            self.res.metrics.engine_cpu.labels("vosk").inc(rec.cpu_seconds)
+            self.res.metrics.engine_cpu.labels(rec.engine).inc(rec.cpu_seconds)
             if rec.audio_seconds > 0:
                 self.res.metrics.asr_rtf.observe(rec.cpu_seconds / rec.audio_seconds)
         await self.player.stop()

@@ -195,6 +195,8 @@ class Caller:
         self.barge_in, self.keys_first, self.pause_s = barge_in, keys_first, pause_s
         self._speaking = False
         self._presses_at: list[float] = []
+        self._voice_ended_at = 0.0
+        """When the caller's last voiced frame left."""
 
     async def call(self) -> bytes:
         """Place the call and play the script; what the caller heard (16-bit PCM at 8 kHz)."""
@@ -243,7 +245,9 @@ class Caller:
                 return
             answer = playback.first_media_after(mark)
             if answer is not None:
-                self.line.report.response_ms.append(round((answer - mark) * 1000, 1))
+                # from the caller's last word (the clip's trailing silence is part of the bot's wait, not ours)
+                ended = self._voice_ended_at if kind == "speak" and self._voice_ended_at else mark
+                self.line.report.response_ms.append(round((answer - ended) * 1000, 1))
         linger = getattr(self.line, "linger_s", 0.0)
         if linger and not await _until(asyncio.sleep(linger), closed):
             return  # the far end ended the call while the caller held on
@@ -258,7 +262,10 @@ class Caller:
         step = 2 * FRAME_SAMPLES
         try:
             for start in range(0, len(pcm), step):
-                await self.line.send_audio(pcm[start : start + step].ljust(step, b"\x00"))
+                frame = pcm[start : start + step].ljust(step, b"\x00")
+                await self.line.send_audio(frame)
+                if _voiced(frame):
+                    self._voice_ended_at = time.monotonic()
                 await asyncio.sleep(FRAME_S / self.speed)
         finally:
             self._speaking = False  # back to line silence, which lets the recogniser end the utterance

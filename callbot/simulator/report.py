@@ -25,7 +25,7 @@ class CallReport:
     transfer_target: str | None = None
     first_audio_ms: float | None = None
     response_ms: list[float] = field(default_factory=list)
-    """Per caller turn: from the end of the caller's speech (or the key press) to the bot's next audio."""
+    """Per caller turn: from the caller's last voiced frame (or the key press) to the bot's next audio."""
     barge_in_ms: list[float] = field(default_factory=list)
     """Per key pressed while the bot spoke: how long until the bot told the line to drop its queued audio."""
     bot_voice_s: float = 0.0

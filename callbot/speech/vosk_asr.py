@@ -41,6 +41,8 @@ class VoskRecognizer:
     Calls block for the decoding time: run them off the event loop.
     """
 
+    engine = "vosk"
+
     def __init__(self, model: Any, sample_rate: int) -> None:
         import vosk
 

@@ -73,7 +73,12 @@ class WhisperEngine:
         """16-bit mono PCM at ``sample_rate`` in ``language``: the transcript with its words (times in seconds
         from the start of ``pcm``), and the seconds it took (CTranslate2 decodes on threads of its own).
         Blocking: run it off the event loop."""
-        audio = _as_whisper_input(pcm, sample_rate)
+        return self.transcribe_audio(_as_whisper_input(pcm, sample_rate), language)
+
+    def transcribe_audio(
+        self, audio: np.ndarray[Any, np.dtype[np.float32]], language: str
+    ) -> tuple[TranscriptFinal, float]:
+        """The same for float samples at 16 kHz (the live mode's utterances)."""
         started = time.perf_counter()
         try:
             with self._lock:
@@ -89,7 +94,7 @@ class WhisperEngine:
                 )
                 words = tuple(_words(segments))
         except (RuntimeError, ValueError) as exc:
-            raise SpeechEngineError(f"Whisper failed on {len(pcm)} bytes of audio: {exc}") from exc
+            raise SpeechEngineError(f"Whisper failed on {len(audio) / WHISPER_RATE:.1f} s of audio: {exc}") from exc
         text = " ".join(word.word for word in words)
         return TranscriptFinal(text, words), time.perf_counter() - started
 

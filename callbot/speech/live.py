@@ -1,0 +1,96 @@
+"""The engine that hears live turns: Vosk (streaming) wherever a Vosk model fits the bot's language, else Whisper
+behind a voice-activity detector (``CALLBOT_LIVE_ASR``), else none (the keypad menu)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from callbot.errors import CallbotError
+from callbot.frames import TranscriptFinal, TranscriptPartial
+from callbot.model_store import find_vosk_model
+from callbot.model_store.whisper import find_whisper_model
+from callbot.settings import Settings
+from callbot.speech.voice_activity import SegmenterOptions, SileroVad
+from callbot.speech.vosk_asr import VoskEngine
+from callbot.speech.whisper_asr import WhisperEngine
+from callbot.speech.whisper_live import WhisperLiveEngine
+
+log = logging.getLogger(__name__)
+
+WHISPER_LIVE_NOTE = (
+    "answers later than Vosk: each utterance is read by Whisper once the caller stops (measured with the base "
+    "model on 2 CPU cores: 1.5 s median from the caller's last word to the bot's first audio, 0.7 s of it the "
+    "end-of-speech silence; bench/README.md); suits a GPU"
+)
+
+
+class StreamingRecognizer(Protocol):
+    """One call's recognizer: 16-bit PCM in, partials (the caller speaks) and finals (an utterance) out."""
+
+    engine: str
+    sample_rate: int
+    audio_seconds: float
+    cpu_seconds: float
+
+    def accept(self, pcm: bytes) -> TranscriptPartial | TranscriptFinal | None: ...
+
+    def finish(self) -> TranscriptFinal | None: ...
+
+
+class LiveEngine(Protocol):
+    model_dir: Path
+    load_seconds: float
+
+    def recognizer(self, sample_rate: int) -> StreamingRecognizer: ...
+
+
+@dataclass(frozen=True)
+class LiveChoice:
+    engine: LiveEngine | None
+    vosk: VoskEngine | None
+    """Vosk's model, when it is the live engine (the mailbox can reuse it)."""
+    state: str
+    detail: str
+
+
+def load_live_asr(settings: Settings, language: str, whisper: WhisperEngine | None) -> LiveChoice:
+    """The live engine for ``language``: Vosk when a Vosk model for it is installed (or ``CALLBOT_LIVE_ASR=vosk``),
+    Whisper with voice activity when not and a Whisper model is (``whisper`` when already loaded). Never raises:
+    without a model, calls use the keypad menu and ``detail`` says what to install."""
+    choice = settings.live_asr
+    if choice == "none":
+        return LiveChoice(None, None, "unavailable", "live speech recognition is off (CALLBOT_LIVE_ASR=none)")
+    path = settings.vosk_model or find_vosk_model(settings.models_dir, language)
+    if choice in ("auto", "vosk") and path is not None:
+        try:
+            vosk = VoskEngine(Path(path))
+        except CallbotError as exc:
+            log.warning("speech recognition unavailable: %s", exc)
+            return LiveChoice(None, None, "unavailable", f"{exc}; calls use the keypad menu")
+        return LiveChoice(vosk, vosk, "up", f"vosk {path} (loaded in {vosk.load_seconds:.1f} s)")
+    whisper_installed = whisper is not None or find_whisper_model(settings.models_dir, settings.whisper_model)
+    if choice == "vosk" or not whisper_installed:
+        detail = (
+            f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
+            "(or `callbot models import PATH`)"
+        )
+        if choice == "auto":
+            detail += ", or `callbot models pull whisper-base` for the slower Whisper live mode"
+        log.warning("speech recognition unavailable: %s", detail)
+        return LiveChoice(None, None, "unavailable", f"{detail}; calls use the keypad menu until then")
+    try:
+        if whisper is None:
+            from callbot.speech.transcription import load_whisper
+
+            whisper = load_whisper(settings)
+        options = SegmenterOptions(end_silence_s=settings.live_end_silence_s)
+        live = WhisperLiveEngine(whisper, SileroVad(), language, options)
+    except CallbotError as exc:
+        log.warning("speech recognition unavailable: %s", exc)
+        return LiveChoice(None, None, "unavailable", f"{exc}; calls use the keypad menu")
+    detail = f"whisper {whisper.name} with voice activity ({whisper.device}); {WHISPER_LIVE_NOTE}"
+    log.warning("live turns heard by Whisper: %s", detail)
+    return LiveChoice(live, None, "degraded" if whisper.device == "cpu" else "up", detail)
