@@ -174,7 +174,7 @@ def load_resources(settings: Settings) -> Resources:
     health = {"database": Component("up", engine.url.render_as_string(hide_password=True))}
     # each engine is loaded in its own named pool: threads it starts carry the engine's name
     asr_pool, tts_pool = engine_pool("vosk", 16), engine_pool("piper", 4)
-    live = asr_pool.submit(load_live_asr, settings, bot.language, None).result()
+    live = asr_pool.submit(load_live_asr, settings, bot.language).result()
     health["asr"] = Component(live.state, live.detail)
     tts, health["tts"] = tts_pool.submit(_load_tts, settings, bot.language).result()
     whisper = live.engine.whisper if isinstance(live.engine, WhisperLiveEngine) else None

@@ -15,7 +15,6 @@ from callbot.model_store.whisper import find_whisper_model
 from callbot.settings import Settings
 from callbot.speech.voice_activity import SegmenterOptions, SileroVad
 from callbot.speech.vosk_asr import VoskEngine
-from callbot.speech.whisper_asr import WhisperEngine
 from callbot.speech.whisper_live import WhisperLiveEngine
 
 log = logging.getLogger(__name__)
@@ -56,10 +55,10 @@ class LiveChoice:
     detail: str
 
 
-def load_live_asr(settings: Settings, language: str, whisper: WhisperEngine | None) -> LiveChoice:
+def load_live_asr(settings: Settings, language: str) -> LiveChoice:
     """The live engine for ``language``: Vosk when a Vosk model for it is installed (or ``CALLBOT_LIVE_ASR=vosk``),
-    Whisper with voice activity when not and a Whisper model is (``whisper`` when already loaded). Never raises:
-    without a model, calls use the keypad menu and ``detail`` says what to install."""
+    Whisper with voice activity when not and a Whisper model is. Never raises: without a model, calls use the
+    keypad menu and ``detail`` says what to install."""
     choice = settings.live_asr
     if choice == "none":
         return LiveChoice(None, None, "unavailable", "live speech recognition is off (CALLBOT_LIVE_ASR=none)")
@@ -68,29 +67,30 @@ def load_live_asr(settings: Settings, language: str, whisper: WhisperEngine | No
         try:
             vosk = VoskEngine(Path(path))
         except CallbotError as exc:
-            log.warning("speech recognition unavailable: %s", exc)
-            return LiveChoice(None, None, "unavailable", f"{exc}; calls use the keypad menu")
+            return _unavailable(f"{exc}")
         return LiveChoice(vosk, vosk, "up", f"vosk {path} (loaded in {vosk.load_seconds:.1f} s)")
-    whisper_installed = whisper is not None or find_whisper_model(settings.models_dir, settings.whisper_model)
-    if choice == "vosk" or not whisper_installed:
-        detail = (
-            f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
-            "(or `callbot models import PATH`)"
-        )
-        if choice == "auto":
-            detail += ", or `callbot models pull whisper-base` for the slower Whisper live mode"
-        log.warning("speech recognition unavailable: %s", detail)
-        return LiveChoice(None, None, "unavailable", f"{detail}; calls use the keypad menu until then")
+    no_vosk = (
+        f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
+        "(or `callbot models import PATH`)"
+    )
+    if choice == "vosk":
+        return _unavailable(no_vosk)
+    if find_whisper_model(settings.models_dir, settings.whisper_model) is None:
+        no_whisper = "no Whisper model: run `callbot models pull whisper-base` for the slower Whisper live mode"
+        return _unavailable(f"{no_vosk}, or {no_whisper}" if choice == "auto" else no_whisper)
     try:
-        if whisper is None:
-            from callbot.speech.transcription import load_whisper
+        from callbot.speech.transcription import load_whisper
 
-            whisper = load_whisper(settings)
+        whisper = load_whisper(settings)
         options = SegmenterOptions(end_silence_s=settings.live_end_silence_s)
         live = WhisperLiveEngine(whisper, SileroVad(), language, options)
     except CallbotError as exc:
-        log.warning("speech recognition unavailable: %s", exc)
-        return LiveChoice(None, None, "unavailable", f"{exc}; calls use the keypad menu")
+        return _unavailable(f"{exc}")
     detail = f"whisper {whisper.name} with voice activity ({whisper.device}); {WHISPER_LIVE_NOTE}"
     log.warning("live turns heard by Whisper: %s", detail)
     return LiveChoice(live, None, "degraded" if whisper.device == "cpu" else "up", detail)
+
+
+def _unavailable(why: str) -> LiveChoice:
+    log.warning("speech recognition unavailable: %s", why)
+    return LiveChoice(None, None, "unavailable", f"{why}; calls use the keypad menu until then")

@@ -4,6 +4,7 @@ the per-call recognizer (real Silero and Whisper) on French phone audio."""
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import jiwer
@@ -173,3 +174,36 @@ def test_silence_and_hiss_are_never_sent_to_whisper(live):
         for start in range(0, len(pcm), 1600):
             assert recognizer.accept(pcm[start : start + 1600]) is None
     assert recognizer.finish() is None and recognizer.utterances == 0
+
+
+def test_the_live_engine_is_vosk_where_a_vosk_model_fits_else_whisper_else_the_keypad(
+    tmp_path, whisper_base, ko_model, monkeypatch
+):
+    from callbot.settings import Settings
+    from callbot.speech.live import load_live_asr
+    from callbot.speech.vosk_asr import VoskEngine
+
+    for name in [n for n in os.environ if n.startswith("CALLBOT_")]:
+        monkeypatch.delenv(name)
+    empty = tmp_path / "models"
+    nothing = load_live_asr(Settings(models_dir=empty), "fr")
+    assert nothing.engine is None and nothing.state == "unavailable"
+    assert "callbot models pull fr" in nothing.detail and "callbot models pull whisper-base" in nothing.detail
+    assert "keypad" in nothing.detail
+
+    whisper_only = Settings(models_dir=empty, whisper_model=str(whisper_base))
+    chosen = load_live_asr(whisper_only, "fr")
+    assert isinstance(chosen.engine, WhisperLiveEngine) and chosen.vosk is None
+    assert chosen.state == "degraded" and "answers later than Vosk" in chosen.detail
+    forced_vosk = load_live_asr(Settings(models_dir=empty, whisper_model=str(whisper_base), live_asr="vosk"), "fr")
+    assert forced_vosk.engine is None and "callbot models pull fr" in forced_vosk.detail
+    assert "whisper-base" not in forced_vosk.detail
+
+    both = Settings(models_dir=empty, whisper_model=str(whisper_base), vosk_model=ko_model)
+    vosk = load_live_asr(both, "ko")
+    assert isinstance(vosk.engine, VoskEngine) and vosk.vosk is vosk.engine and vosk.state == "up"
+    assert isinstance(load_live_asr(both.model_copy(update={"live_asr": "whisper"}), "ko").engine, WhisperLiveEngine)
+    off = load_live_asr(both.model_copy(update={"live_asr": "none"}), "ko")
+    assert off.engine is None and "CALLBOT_LIVE_ASR=none" in off.detail
+    forced_whisper = load_live_asr(Settings(models_dir=empty, live_asr="whisper"), "fr")
+    assert forced_whisper.engine is None and forced_whisper.detail.startswith("no Whisper model")
