@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from callbot.call.line import WireMessage
@@ -223,3 +224,46 @@ async def test_the_decision_is_in_the_database_before_the_line_is_handed_back(re
     outcome = await asyncio.wait_for(stream, 20)
     assert outcome is not None and outcome.outcome == "transfer"
     assert stored_at_close == ["transfer"]
+
+
+async def test_whisper_live_mode_stops_the_greeting_within_500_ms_of_voice(
+    tmp_path: Path, joe_voice: Path, whisper_base: Path
+) -> None:
+    """No Vosk model: the Whisper live mode hears the caller. Voice over the greeting flushes Asterisk's queue
+    within 500 ms of the first frame above -40 dBFS (measured: 430 ms; Silero passes 0.5 about 80 ms into the
+    word, then 0.1 s of speech starts the utterance, and audio reaches the detector in 100 ms batches), and the
+    utterance is read by Whisper into the caller's turn."""
+    from callbot.simulator import read_wav_as_line_pcm
+    from telephony.g711 import pcm16_to_ulaw
+    from tests.conftest import speech_clip
+
+    loaded = await asyncio.to_thread(load_resources, settings(tmp_path, joe_voice, whisper_model=str(whisper_base)))
+    await asyncio.to_thread(warm_prompts, loaded)
+    pipe, ids = ScriptedPipe(), []
+    stream = asyncio.create_task(run_stream(pipe, ChanWebSocketCodec(), loaded, new_call(loaded, ids)))
+    try:
+        pipe.incoming.put_nowait(
+            "MEDIA_START connection_id:c1 channel:WebSocket/callbot/0x1 channel_id:1.1 format:ulaw "
+            "optimal_frame_size:160 ptime:20"
+        )
+        speech = read_wav_as_line_pcm(speech_clip("fr", "stp-fr-010.wav"))  # "combien de temps reste-t-il"
+        frames = [speech[i : i + 320].ljust(320, b"\0") for i in range(0, len(speech), 320)]
+        frames = [b"\0" * 320] * 25 + frames + [b"\0" * 320] * 100
+        first_voice: float | None = None
+        for frame in frames:  # the caller, in real time, while the greeting plays
+            samples = np.frombuffer(frame, dtype="<i2").astype(np.float32)
+            if first_voice is None and np.sqrt(np.mean(samples**2)) >= 300:
+                first_voice = time.monotonic()
+            pipe.incoming.put_nowait(pcm16_to_ulaw(frame))
+            await asyncio.sleep(0.02)
+        assert first_voice is not None
+        flush = [at for at, m in pipe.sent if m == "FLUSH_MEDIA" and at >= first_voice - 0.1]
+        assert flush and flush[0] - first_voice < 0.5, f"barge-in on voice activity: {flush[:1]} vs {first_voice}"
+        await pipe.close()
+        await asyncio.wait_for(stream, 15)
+        call = await loaded.store.get_call(ids[0])
+        assert call is not None
+        heard = [t for t in call.turns if t.speaker == "caller" and t.text]
+        assert heard and "combien" in heard[0].text.lower(), [t.text for t in call.turns]
+    finally:
+        await loaded.close()
