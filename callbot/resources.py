@@ -23,7 +23,6 @@ from callbot.settings import Settings
 from callbot.speech.live import LiveEngine, load_live_asr
 from callbot.speech.piper_tts import PiperSpeaker
 from callbot.speech.transcription import Transcriber, mailbox_transcriber
-from callbot.speech.whisper_live import WhisperLiveEngine
 from callbot.storage.call_store import CallOutcome, CallStore
 from callbot.storage.database import make_engine, migrate
 from callbot.storage.waiting_store import WaitingStore
@@ -177,8 +176,9 @@ def load_resources(settings: Settings) -> Resources:
     live = asr_pool.submit(load_live_asr, settings, bot.language).result()
     health["asr"] = Component(live.state, live.detail)
     tts, health["tts"] = tts_pool.submit(_load_tts, settings, bot.language).result()
-    whisper = live.engine.whisper if isinstance(live.engine, WhisperLiveEngine) else None
-    mailbox_asr = asr_pool.submit(mailbox_transcriber, settings, bot.language, live.vosk, whisper).result()
+    # a Whisper live mode keeps its own copy of the model: a long message being transcribed must not hold a
+    # caller's utterance behind it (one decoding at a time per copy)
+    mailbox_asr = asr_pool.submit(mailbox_transcriber, settings, bot.language, live.vosk).result()
     health["mailbox_asr"] = (
         Component("up", mailbox_asr.describe())
         if mailbox_asr is not None

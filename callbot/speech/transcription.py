@@ -77,15 +77,11 @@ def load_whisper(settings: Settings) -> WhisperEngine:
 
 
 def load_transcriber(
-    settings: Settings,
-    language: str,
-    engine: EngineName | Literal["auto"],
-    vosk: VoskEngine | None = None,
-    whisper: WhisperEngine | None = None,
+    settings: Settings, language: str, engine: EngineName | Literal["auto"], vosk: VoskEngine | None = None
 ) -> Transcriber:
     """The engine that transcribes recordings in ``language``: ``auto`` is Vosk when a Vosk model for the
-    language is installed (``vosk`` is that model already loaded), else Whisper (``whisper`` when already loaded
-    for live turns). Raises ModelMissingError with the command to run when the chosen engine has no model."""
+    language is installed (``vosk`` is that model already loaded), else Whisper. Raises ModelMissingError with
+    the command to run when the chosen engine has no model."""
     if engine in ("auto", "vosk"):
         if vosk is None:
             path = settings.vosk_model or find_vosk_model(settings.models_dir, language)
@@ -98,23 +94,21 @@ def load_transcriber(
                 f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
                 "or `callbot models import PATH`"
             )
-        if whisper is None and find_whisper_model(settings.models_dir, settings.whisper_model) is None:
+        if find_whisper_model(settings.models_dir, settings.whisper_model) is None:
             raise ModelMissingError(
                 f"no speech model for '{language}': neither a Vosk model (`callbot models pull {language}`) nor "
                 "a Whisper model (`callbot models pull whisper-base`) is installed"
             )
-    whisper = whisper or load_whisper(settings)
+    whisper = load_whisper(settings)
     return Transcriber("whisper", whisper.name, whisper=whisper)
 
 
-def mailbox_transcriber(
-    settings: Settings, language: str, vosk: VoskEngine | None, whisper: WhisperEngine | None = None
-) -> Transcriber | None:
-    """The mailbox's engine (``CALLBOT_MAILBOX_ASR``), or None with a warning when it has no model. ``vosk`` and
-    ``whisper`` are models the live turns loaded already: the mailbox shares them."""
+def mailbox_transcriber(settings: Settings, language: str, vosk: VoskEngine | None) -> Transcriber | None:
+    """The mailbox's engine (``CALLBOT_MAILBOX_ASR``), or None with a warning when it has no model. ``vosk`` is
+    the live turns' Vosk model, which the mailbox shares (Vosk decodes calls in parallel)."""
     started = time.perf_counter()
     try:
-        transcriber = load_transcriber(settings, language, settings.mailbox_asr, vosk, whisper)
+        transcriber = load_transcriber(settings, language, settings.mailbox_asr, vosk)
     except CallbotError as exc:
         log.warning("messages will not be transcribed yet: %s", exc)
         return None
