@@ -47,6 +47,12 @@ class TcpPipe:
                 log.warning("AudioSocket connection closed: no UUID within %.0f s", UUID_TIMEOUT_S)
                 return None
             return b""
+        except (ConnectionResetError, BrokenPipeError):
+            # Asterisk hangs up by closing the connection; the audio we kept sending meanwhile makes its kernel
+            # answer with a reset, which a busy reader sees before the close itself: still the caller's hang-up
+            # (with ARI, the channel tells whether the caller is really gone)
+            log.info("AudioSocket connection reset by the peer after %d bytes: taken as its hang-up", self.received)
+            return None
         except (ConnectionError, OSError) as exc:
             self.lost = f"the TCP connection broke: {exc.__class__.__name__}"
             return None

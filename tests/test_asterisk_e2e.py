@@ -5,6 +5,7 @@ by ARI, the simulator's ARI (the documented requests, events and status codes)."
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -523,3 +524,43 @@ def test_broken_peers_are_rejected_and_disconnected_while_a_good_call_goes_on(se
     assert socket_closed, "the flooding AudioSocket peer was disconnected"
     assert websocket_code in (1008, 1009), "the flooding WebSocket peer was disconnected (error budget, or size)"
     assert httpx.get(f"{server.url}/metrics").text.count('callbot_protocol_errors_total{provider="audiosocket"}') == 1
+
+
+async def _peer_that_hangs_up_with_a_reset(address: str) -> str:
+    """Asterisk hangs up by closing the connection; audio the server sends meanwhile makes the close a reset.
+    Here the reset is forced (SO_LINGER 0): the call id of the call the peer left during the bot's answer."""
+    import socket
+    import struct
+
+    from telephony.audiosocket_codec import message
+
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    call_uuid = uuid.uuid4()
+    writer.write(message(0x01, call_uuid.bytes))
+    silence = message(0x10, b"\x00" * 320)
+    for index in range(150):  # 3 s of the caller's line; the key at 1 s asks for the opening hours
+        writer.write(message(0x03, b"3") if index == 50 else silence)
+        await writer.drain()
+        await reader.read(4096)
+        await asyncio.sleep(0.02)
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+    return call_uuid.hex
+
+
+def test_a_caller_who_hangs_up_over_the_answer_is_stored_as_answered_not_as_a_lost_stream(serve):
+    """The reset that follows Asterisk's close while the bot speaks is the caller's hang-up, not a broken stream:
+    the call keeps its answer (before, it was stored interrupted with stream_lost, as if no one had been helped)."""
+    server, audiosocket, _ = asterisk_server(serve)
+    call_id = asyncio.run(_peer_that_hangs_up_with_a_reset(audiosocket))
+    stored: dict[str, Any] = {}
+    for _ in range(50):
+        stored = server.api.get(f"/api/calls/{call_id}").json()
+        if stored.get("status") not in ("ringing", "in_progress"):
+            break
+        time.sleep(0.2)
+    assert stored["outcome"] == "answered", stored
+    assert "stream_lost" not in stored["degraded"]
+    assert "taken as its hang-up" in server.logs()

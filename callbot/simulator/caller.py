@@ -116,6 +116,9 @@ class Playback:
         return marks
 
     async def run(self) -> None:
+        # played on the line's clock: each frame is due a frame's time after the one before, so that a busy event
+        # loop's late wake-ups do not add up (a sleep per frame fell seconds behind a 20 s answer under load)
+        due = 0.0
         while True:
             if not self.queue:
                 await asyncio.sleep(0.005)
@@ -131,7 +134,9 @@ class Playback:
                 self.last_voice_at = time.monotonic()
                 self.voiced_s += len(item) / 2 / LINE_RATE
             self.report.bot_audio_s += len(item) / 2 / LINE_RATE
-            await asyncio.sleep(len(item) / 2 / LINE_RATE / self.speed)
+            now = time.monotonic()
+            due = max(due, now - 0.1) + len(item) / 2 / LINE_RATE / self.speed  # after a gap: from now
+            await asyncio.sleep(max(due - now, 0.0))
 
     def first_media_after(self, moment: float) -> float | None:
         return next((t for t in self.media_times if t > moment), None)
