@@ -13,6 +13,7 @@ from callbot.frames import TranscriptFinal, TranscriptPartial
 from callbot.model_store import find_vosk_model
 from callbot.model_store.whisper import find_whisper_model
 from callbot.settings import Settings
+from callbot.speech.transcription import load_whisper
 from callbot.speech.voice_activity import SegmenterOptions, SileroVad
 from callbot.speech.vosk_asr import VoskEngine
 from callbot.speech.whisper_live import WhisperLiveEngine
@@ -79,8 +80,6 @@ def load_live_asr(settings: Settings, language: str) -> LiveChoice:
         no_whisper = "no Whisper model: run `callbot models pull whisper-base` for the slower Whisper live mode"
         return _unavailable(f"{no_vosk}, or {no_whisper}" if choice == "auto" else no_whisper)
     try:
-        from callbot.speech.transcription import load_whisper
-
         whisper = load_whisper(settings)
         options = SegmenterOptions(end_silence_s=settings.live_end_silence_s)
         live = WhisperLiveEngine(whisper, SileroVad(), language, options)
