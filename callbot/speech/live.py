@@ -50,10 +50,13 @@ class LiveEngine(Protocol):
 @dataclass(frozen=True)
 class LiveChoice:
     engine: LiveEngine | None
-    vosk: VoskEngine | None
-    """Vosk's model, when it is the live engine (the mailbox can reuse it)."""
     state: str
     detail: str
+
+    @property
+    def vosk(self) -> VoskEngine | None:
+        """Vosk's model, when it is the live engine (the mailbox can reuse it)."""
+        return self.engine if isinstance(self.engine, VoskEngine) else None
 
 
 def load_live_asr(settings: Settings, language: str) -> LiveChoice:
@@ -62,14 +65,14 @@ def load_live_asr(settings: Settings, language: str) -> LiveChoice:
     keypad menu and ``detail`` says what to install."""
     choice = settings.live_asr
     if choice == "none":
-        return LiveChoice(None, None, "unavailable", "live speech recognition is off (CALLBOT_LIVE_ASR=none)")
+        return LiveChoice(None, "unavailable", "live speech recognition is off (CALLBOT_LIVE_ASR=none)")
     path = settings.vosk_model or find_vosk_model(settings.models_dir, language)
     if choice in ("auto", "vosk") and path is not None:
         try:
             vosk = VoskEngine(Path(path))
         except CallbotError as exc:
             return _unavailable(f"{exc}")
-        return LiveChoice(vosk, vosk, "up", f"vosk {path} (loaded in {vosk.load_seconds:.1f} s)")
+        return LiveChoice(vosk, "up", f"vosk {path} (loaded in {vosk.load_seconds:.1f} s)")
     no_vosk = (
         f"no Vosk model for '{language}' in {settings.models_dir}: run `callbot models pull {language}` "
         "(or `callbot models import PATH`)"
@@ -87,9 +90,9 @@ def load_live_asr(settings: Settings, language: str) -> LiveChoice:
         return _unavailable(f"{exc}")
     detail = f"whisper {whisper.name} with voice activity ({whisper.device}); {WHISPER_LIVE_NOTE}"
     log.warning("live turns heard by Whisper: %s", detail)
-    return LiveChoice(live, None, "degraded" if whisper.device == "cpu" else "up", detail)
+    return LiveChoice(live, "degraded" if whisper.device == "cpu" else "up", detail)
 
 
 def _unavailable(why: str) -> LiveChoice:
     log.warning("speech recognition unavailable: %s", why)
-    return LiveChoice(None, None, "unavailable", f"{why}; calls use the keypad menu until then")
+    return LiveChoice(None, "unavailable", f"{why}; calls use the keypad menu until then")

@@ -73,7 +73,7 @@ class WhisperEngine:
         """16-bit mono PCM at ``sample_rate`` in ``language``: the transcript with its words (times in seconds
         from the start of ``pcm``), and the seconds it took (CTranslate2 decodes on threads of its own).
         Blocking: run it off the event loop."""
-        return self.transcribe_audio(_as_whisper_input(pcm, sample_rate), language)
+        return self.transcribe_audio(whisper_input(pcm, sample_rate), language)
 
     def transcribe_audio(
         self, audio: np.ndarray[Any, np.dtype[np.float32]], language: str
@@ -115,7 +115,8 @@ def _words(segments: Any) -> list[Word]:
     return words
 
 
-def _as_whisper_input(pcm: bytes, sample_rate: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+def whisper_input(pcm: bytes, sample_rate: int) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """16-bit PCM at any rate as the float samples at 16 kHz that Whisper (and the voice detector) read."""
     pcm = resample_pcm16(pcm, sample_rate, WHISPER_RATE)
     return np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32) / 32768.0
 

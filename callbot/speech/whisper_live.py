@@ -8,11 +8,7 @@ it suits a machine with a GPU. Barge-in does not wait for the words: the bot sto
 
 from __future__ import annotations
 
-import logging
 import time
-from typing import Any
-
-import numpy as np
 
 from callbot.frames import TranscriptFinal, TranscriptPartial, Word
 from callbot.speech.voice_activity import (
@@ -24,10 +20,8 @@ from callbot.speech.voice_activity import (
     SpeechEnded,
     VadStream,
 )
-from callbot.speech.whisper_asr import WhisperEngine
+from callbot.speech.whisper_asr import WhisperEngine, whisper_input
 from telephony.resample import StreamResampler
-
-log = logging.getLogger(__name__)
 
 
 class WhisperLiveEngine:
@@ -69,7 +63,7 @@ class WhisperRecognizer:
         started = time.perf_counter()
         self.audio_seconds += len(pcm) / 2 / self.sample_rate
         result: TranscriptPartial | TranscriptFinal | None = None
-        for chunk, probability in self._vad.chunks(_as_float(self._to_16k(pcm))):
+        for chunk, probability in self._vad.chunks(whisper_input(self._to_16k(pcm), VAD_RATE)):
             event = self._segmenter.push(chunk, probability)
             if isinstance(event, SpeechBegan) and result is None:
                 result = TranscriptPartial("")
@@ -95,7 +89,3 @@ class WhisperRecognizer:
         offset = ended.at_s - len(ended.audio) / VAD_RATE
         words = tuple(Word(w.word, w.start + offset, w.end + offset, w.conf) for w in final.words)
         return TranscriptFinal(final.text, words)
-
-
-def _as_float(pcm: bytes) -> np.ndarray[Any, np.dtype[np.float32]]:
-    return np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2").astype(np.float32) / 32768.0

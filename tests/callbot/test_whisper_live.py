@@ -21,7 +21,7 @@ from callbot.speech.voice_activity import (
     SpeechBegan,
     SpeechEnded,
 )
-from callbot.speech.whisper_asr import WhisperEngine
+from callbot.speech.whisper_asr import WhisperEngine, whisper_input
 from callbot.speech.whisper_live import WhisperLiveEngine
 from tests.callbot.test_whisper import normalised, phone_band, references
 from tests.conftest import speech_clip
@@ -94,11 +94,8 @@ def vad() -> SileroVad:
 
 
 def voiced_chunks(vad: SileroVad, pcm8k: bytes) -> list[float]:
-    from callbot.speech.whisper_live import _as_float
-    from telephony.resample import resample_pcm16
-
     stream = vad.stream()
-    return [p for _, p in stream.chunks(_as_float(resample_pcm16(pcm8k, 8000, 16000)))]
+    return [p for _, p in stream.chunks(whisper_input(pcm8k, 8000))]
 
 
 def test_silero_hears_a_real_voice_on_the_phone_band_and_not_noise_or_silence(vad):
@@ -113,10 +110,7 @@ def test_silero_hears_a_real_voice_on_the_phone_band_and_not_noise_or_silence(va
 def test_streaming_in_pieces_gives_the_probabilities_of_one_pass(vad):
     """The model's state and context carry from one piece of the call to the next: feeding 100 ms batches gives
     the same probabilities as feeding the whole clip at once."""
-    from callbot.speech.whisper_live import _as_float
-    from telephony.resample import resample_pcm16
-
-    audio = _as_float(resample_pcm16(phone_band(speech_clip("fr", "stp-fr-010.wav")), 8000, 16000))
+    audio = whisper_input(phone_band(speech_clip("fr", "stp-fr-010.wav")), 8000)
     whole = [p for _, p in vad.stream().chunks(audio)]
     stream = vad.stream()
     pieces = [p for start in range(0, len(audio), 1600) for _, p in stream.chunks(audio[start : start + 1600])]
